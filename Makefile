@@ -1,0 +1,56 @@
+# faultlab: reproducible fault injection for TCP proxies.
+SHELL := /bin/bash
+export PATH := $(PATH):/usr/local/go/bin
+GO ?= go
+# Debian packages the lab drives (real daemons, real kernel tools used as cross-checks in tests).
+DEB_PKGS := haproxy nginx-light mariadb-server iproute2 nftables iptables tcpdump libpcap-dev tshark mmdebstrap
+# One package binary at a time: the scenarios measure rates on 2 cores and must not share them with other tests.
+TEST_FLAGS ?= -p 1 -timeout 60m
+VERSION := $(shell git describe --always --dirty 2>/dev/null || echo dev)
+LDFLAGS := -X github.com/faultlab/faultlab/harness/runner.Version=$(VERSION)
+
+.PHONY: all deps build reload test test-images test-short bench clean lab-clean
+all: build
+
+include Makefile.images
+
+## deps: install the Debian packages the lab needs (idempotent, quiet when present)
+deps:
+	@missing=$$(for p in $(DEB_PKGS); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | \
+		grep -q '^install ok installed' || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+		echo "make deps: installing" $$missing; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+			$$missing >/dev/null; \
+	fi
+
+build:
+	$(GO) build -ldflags "$(LDFLAGS)" -o bin/faultlab ./cmd/faultlab
+
+## reload: the main job: run the Reload scenario end to end and print its table
+reload: deps build
+	./bin/faultlab run scenarios/reload.yaml
+
+## test: everything (privileged tests need root), one package at a time; the docker backend's tests need
+## the lab's images, built offline once (`make images`, a few minutes) when a Docker engine answers
+test: deps test-images
+	$(GO) vet ./...
+	$(GO) test $(TEST_FLAGS) ./...
+
+test-images:
+	@if docker info >/dev/null 2>&1; then $(MAKE) --no-print-directory images; \
+	else echo "make test: no Docker engine answers: docker-backend tests will skip"; fi
+
+test-short:
+	$(GO) test -short ./...
+
+## bench: benchmarks (rates, setup times, engine accuracy)
+bench: deps
+	$(GO) test -p 1 -run '^$$' -bench . -benchtime 1x ./...
+
+## lab-clean: remove what crashed runs left (namespaces, processes)
+lab-clean: build
+	./bin/faultlab clean
+
+clean:
+	rm -rf bin

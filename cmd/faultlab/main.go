@@ -1,0 +1,80 @@
+// Command faultlab runs fault-injection scenarios against real TCP proxies in network namespaces.
+//
+//	faultlab run FILE      run a scenario and print its results table
+//	faultlab up FILE       build a scenario's lab and start its services, then wait (look around with exec)
+//	faultlab exec HOST -- CMD...   run a command inside a host of a running lab
+//	faultlab clean         remove everything left by crashed runs
+//	faultlab version
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+const usage = `usage:
+  faultlab run [flags] FILE        run a scenario; prints progress and the results table
+  faultlab up [flags] FILE         build the lab of one cell, start its services, wait for Ctrl-C
+  faultlab exec [--run ID] HOST -- CMD [ARGS...]
+                                   run a command inside a host of a running lab (up or run)
+  faultlab clean                   remove namespaces and processes left by crashed runs
+  faultlab version
+Run 'faultlab CMD -h' for a command's flags.
+`
+
+func main() {
+	if len(os.Args) < 2 {
+		fmt.Fprint(os.Stderr, usage)
+		os.Exit(2)
+	}
+	ctx, stop := interruptContext()
+	defer stop()
+	var err error
+	switch os.Args[1] {
+	case "run":
+		err = cmdRun(ctx, os.Args[2:])
+	case "up":
+		err = cmdUp(ctx, os.Args[2:])
+	case "exec":
+		err = cmdExec(os.Args[2:])
+	case "clean":
+		err = cmdClean(ctx)
+	case "version":
+		err = cmdVersion()
+	case "-h", "--help", "help":
+		fmt.Print(usage)
+	default:
+		fmt.Fprintf(os.Stderr, "faultlab: unknown command %q\n%s", os.Args[1], usage)
+		os.Exit(2)
+	}
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "faultlab: %v\n", err)
+		var ee exitCoder
+		if errors.As(err, &ee) {
+			os.Exit(ee.ExitCode())
+		}
+		os.Exit(1)
+	}
+}
+
+type exitCoder interface{ ExitCode() int }
+
+// interruptContext is cancelled by the first SIGINT or SIGTERM, so the run tears its lab down and writes the
+// records it has; a second signal exits at once (then `faultlab clean` removes what was left).
+func interruptContext() (context.Context, func()) {
+	ctx, cancel := context.WithCancel(context.Background())
+	ch := make(chan os.Signal, 2)
+	signal.Notify(ch, syscall.SIGINT, syscall.SIGTERM)
+	go func() {
+		sig := <-ch
+		fmt.Fprintf(os.Stderr, "\nfaultlab: %v: stopping and tearing down (again to abort; then run `faultlab clean`)\n", sig)
+		cancel()
+		<-ch
+		os.Exit(130)
+	}()
+	return ctx, func() { signal.Stop(ch); cancel() }
+}

@@ -1,0 +1,208 @@
+package runner
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"math"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/faultlab/faultlab/capture"
+	"github.com/faultlab/faultlab/harness/services"
+	"github.com/faultlab/faultlab/harness/spec"
+)
+
+// TimeWaitLen is how long Linux keeps a closed connection's port in TIME_WAIT: fixed at 60 s
+// (TCP_TIMEWAIT_LEN); tcp_fin_timeout does not change it.
+const TimeWaitLen = 60 * time.Second
+
+// Exhaustion compares, for a proxy in tcp mode, the source-port budget's prediction with what happened.
+type Exhaustion struct {
+	Proxy string `json:"proxy"`
+	// Ports is the number of (source address, port) pairs the proxy can use toward one server address.
+	Ports int    `json:"ports"`
+	Basis string `json:"basis"` // how Ports was counted
+	// Lifetime is how long a port stays unusable after its connection closed: TimeWaitLen, or the reuse
+	// delay when tcp_tw_reuse lets connect() take over a TIME_WAIT port.
+	Lifetime time.Duration `json:"lifetime_ns"`
+	// TWFraction is the share of connections toward the servers whose close left the TIME_WAIT on the
+	// proxy (the proxy closed first), from the capture; 1 when no capture says otherwise.
+	TWFraction float64 `json:"tw_fraction"`
+	// Sustainable is Ports/Lifetime/TWFraction connections per second.
+	Sustainable float64 `json:"sustainable_per_s"`
+	Offered     float64 `json:"offered_per_s"`
+	// PredictedFirst is when the first failure is due at the offered rate (Ports/(Offered*TWFraction));
+	// zero when the offered rate is sustainable.
+	PredictedFirst time.Duration `json:"predicted_first_ns"`
+	// MeasuredFirst is the intended start of the first failed attempt (zero: none failed).
+	MeasuredFirst time.Duration `json:"measured_first_ns"`
+	// FirstCheckFailure is the first failed health check in the proxy's log, with its status (L4CON, SOCKERR).
+	FirstCheckFailure string `json:"first_check_failure,omitempty"`
+	ConnectErrors     int    `json:"connect_errors"` // "no free ports" lines in the proxy's log
+	// TimeWaitPeak is the most TIME_WAIT sockets the proxy held in a sample (needs a states probe).
+	TimeWaitPeak int `json:"time_wait_peak"`
+}
+
+// exhaustion builds the comparison for each tcp-mode proxy of the cell.
+func (c *cellRun) exhaustion(epoch time.Time) {
+	s := &c.cell.Scenario
+	for _, sv := range s.Services {
+		if !sv.IsProxy() || sv.Mode != "tcp" {
+			continue
+		}
+		e := c.portBudget(sv)
+		e.Offered = s.Workload.Rate
+		e.TWFraction = c.twFraction(sv)
+		e.Sustainable = float64(e.Ports) / e.Lifetime.Seconds() / e.TWFraction
+		if s.Workload.Persistent == 0 && e.Offered > e.Sustainable {
+			e.PredictedFirst = time.Duration(float64(e.Ports) / (e.Offered * e.TWFraction) * float64(time.Second))
+		}
+		for i := range c.records {
+			if r := &c.records[i]; r.Failed() && (e.MeasuredFirst == 0 || time.Duration(r.Intended) < e.MeasuredFirst) {
+				e.MeasuredFirst = time.Duration(r.Intended)
+			}
+		}
+		c.fromProxyLog(sv, &e)
+		e.TimeWaitPeak = timeWaitPeak(filepath.Join(c.dir, "states-"+sv.Host+".jsonl"))
+		if c.probes == nil {
+			c.probes = map[string]any{}
+		}
+		c.probes["exhaustion/"+sv.Name] = e
+		c.notes = append(c.notes, e.String())
+	}
+}
+
+func (e Exhaustion) String() string {
+	pred := "sustainable: no failure predicted"
+	if e.PredictedFirst > 0 {
+		pred = fmt.Sprintf("first failure predicted at %.2fs", e.PredictedFirst.Seconds())
+	}
+	meas := "no failure"
+	if e.MeasuredFirst > 0 {
+		meas = fmt.Sprintf("first failure at %.2fs", e.MeasuredFirst.Seconds())
+	}
+	return fmt.Sprintf("ports of %s: %d (%s), lifetime %s, %.0f%% of closes leave TIME_WAIT on the proxy -> "+
+		"sustainable %.0f conn/s; offered %.0f/s: %s; measured: %s; TIME_WAIT peak %d; %d 'no free ports' "+
+		"errors; first failed check %s", e.Proxy, e.Ports, e.Basis, e.Lifetime, 100*e.TWFraction, e.Sustainable,
+		e.Offered, pred, meas, e.TimeWaitPeak, e.ConnectErrors, orNone(e.FirstCheckFailure))
+}
+
+func orNone(s string) string {
+	if s == "" {
+		return "none"
+	}
+	return s
+}
+
+// portBudget counts the proxy's usable (address, port) pairs toward one server, and their lifetime.
+func (c *cellRun) portBudget(sv spec.Service) Exhaustion {
+	e := Exhaustion{Proxy: sv.Name, Lifetime: TimeWaitLen}
+	sysctls := c.cell.Scenario.Hosts[hostIndex(&c.cell.Scenario, sv.Host)].Sysctls
+	lo, hi := 32768, 60999 // the kernel's default ip_local_port_range
+	if r, ok := sysctls["net.ipv4.ip_local_port_range"]; ok {
+		if f := strings.Fields(r); len(f) == 2 {
+			lo, _ = strconv.Atoi(f[0])
+			hi, _ = strconv.Atoi(f[1])
+		}
+	}
+	e.Ports, e.Basis = hi-lo+1, fmt.Sprintf("ip_local_port_range %d-%d", lo, hi)
+	if src := c.expand(sv.Host, sv.Options["source"]); strings.Contains(src, ":") {
+		if a, b, ok := strings.Cut(src[strings.LastIndex(src, ":")+1:], "-"); ok {
+			l, _ := strconv.Atoi(a)
+			h, _ := strconv.Atoi(b)
+			e.Ports, e.Basis = h-l+1, "haproxy source port range "+src
+		}
+	}
+	if list := c.expand(sv.Host, sv.Options["sources"]); list != "" {
+		n := len(strings.Split(list, ","))
+		e.Ports, e.Basis = e.Ports*n, fmt.Sprintf("%s x %d source addresses", e.Basis, n)
+	}
+	switch {
+	case sysctls["net.ipv4.tcp_tw_reuse"] != "1":
+	case sysctls["net.ipv4.tcp_timestamps"] == "0":
+		// connect() may take over a TIME_WAIT port only when the old connection carried timestamps
+		// (tcp_twsk_unique checks tw_ts_recent_stamp), so without them reuse does not apply
+		e.Basis += "; tcp_tw_reuse=1 but tcp_timestamps=0: no reuse"
+	default:
+		e.Lifetime = time.Second // tcp_tw_reuse_delay's default (1000 ms) on kernels that have it
+		if d, err := strconv.Atoi(sysctls["net.ipv4.tcp_tw_reuse_delay"]); err == nil {
+			e.Lifetime = time.Duration(d) * time.Millisecond
+		}
+	}
+	return e
+}
+
+func hostIndex(s *spec.Scenario, name string) int {
+	for i, h := range s.Hosts {
+		if h.Name == name {
+			return i
+		}
+	}
+	panic("runner: no host " + name)
+}
+
+// twFraction is the share of the proxy's connections toward its servers that the proxy closed first, from a
+// capture on the proxy's host (1 without one: the worst case).
+func (c *cellRun) twFraction(sv spec.Service) float64 {
+	sum, ok := c.probes["capture/"+sv.Host+"-eth0"].(map[string]any)
+	if !ok {
+		return 1
+	}
+	conns, ok := sum["conns"].(capture.ConnSummary)
+	if !ok {
+		return 1
+	}
+	// the proxy closes first toward the backend, or the backend does; client-side closes are not counted
+	// Client-side connections are closed first by the client (COM_QUIT, then close), so what the proxy closed
+	// first are server-side connections, whose total is the proxy's plus the backend's.
+	proxy, backend := conns.ClosedFirstBy[capture.RoleProxy], conns.ClosedFirstBy[capture.RoleBackend]
+	if proxy+backend == 0 {
+		return 1
+	}
+	return math.Max(float64(proxy)/float64(proxy+backend), 0.01)
+}
+
+// fromProxyLog reads the proxy's log: "no free ports" errors and the first failed health check.
+func (c *cellRun) fromProxyLog(sv spec.Service, e *Exhaustion) {
+	f, err := os.Open(filepath.Join(c.dir, sv.Name, sv.Name+".log"))
+	if err != nil {
+		return
+	}
+	defer f.Close()
+	l, err := services.ParseHAProxyLog(f)
+	if err != nil {
+		return
+	}
+	e.ConnectErrors = l.Count(services.EventConnectError)
+	if ev, ok := l.First(services.EventCheckFailed); ok {
+		e.FirstCheckFailure = ev.Status
+		if !ev.Time.IsZero() {
+			e.FirstCheckFailure += fmt.Sprintf(" at %.2fs", ev.Time.Sub(c.epoch).Seconds())
+		}
+	}
+}
+
+// timeWaitPeak is the largest TIME_WAIT count in a states series (0 without one).
+func timeWaitPeak(path string) int {
+	f, err := os.Open(path)
+	if err != nil {
+		return 0
+	}
+	defer f.Close()
+	peak := 0
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		var s struct {
+			States map[string]int `json:"states"`
+		}
+		if json.Unmarshal(sc.Bytes(), &s) == nil {
+			peak = max(peak, s.States["time_wait"])
+		}
+	}
+	return peak
+}

@@ -1,0 +1,131 @@
+package services
+
+import (
+	"context"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestNginxOptions(t *testing.T) {
+	addr := netip.MustParseAddrPort("127.0.0.1:8080")
+	tests := []struct {
+		name string
+		opts map[string]string
+		want string // substring of the error; "" for none
+	}{
+		{"defaults", nil, ""},
+		{"workers", map[string]string{"worker_processes": "2", "body_size": "70000"}, ""},
+		{"workers-auto", map[string]string{"worker_processes": "auto"}, ""},
+		{"unknown-key", map[string]string{"worker": "2", "zzz": "1"},
+			"unknown option(s) worker, zzz (allowed: binary, body_size, worker_processes)"},
+		{"bad-body-size", map[string]string{"body_size": "-1"}, "option body_size"},
+		{"bad-binary", map[string]string{"binary": "/nonexistent/nginx"}, "not an executable file"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := NewNginx(nil, t.TempDir(), addr, tt.opts)
+			if tt.want == "" && err != nil {
+				if strings.Contains(err.Error(), "not found in PATH") {
+					t.Skip(err)
+				}
+				t.Fatal(err)
+			}
+			if tt.want != "" && (err == nil || !strings.Contains(err.Error(), tt.want)) {
+				t.Fatalf("error %v, want one containing %q", err, tt.want)
+			}
+		})
+	}
+}
+
+func TestNginxConfig(t *testing.T) {
+	dir := t.TempDir()
+	n, err := NewNginx(nil, dir, netip.MustParseAddrPort("198.18.2.2:80"), map[string]string{"body_size": "70000"})
+	if err != nil {
+		t.Skip(err)
+	}
+	b, err := os.ReadFile(n.ConfigPath())
+	if err != nil {
+		t.Fatal(err)
+	}
+	conf := string(b)
+	for _, want := range []string{
+		"daemon off;", "master_process on;", "user root;", "worker_processes 1;", "worker_rlimit_nofile ",
+		"worker_connections 8192;", "access_log off;", "keepalive_timeout 0;",
+		"listen 198.18.2.2:80 backlog=4096;", `return 200 "ok\n";`, "alias " + dir + "/www/file;",
+		"pid " + dir + "/nginx.pid;", "client_body_temp_path " + dir + "/tmp/client_body;",
+		"proxy_temp_path " + dir, "fastcgi_temp_path " + dir, "uwsgi_temp_path " + dir, "scgi_temp_path " + dir,
+	} {
+		if !strings.Contains(conf, want) {
+			t.Errorf("config lacks %q:\n%s", want, conf)
+		}
+	}
+	if fi, err := os.Stat(filepath.Join(dir, "www", "file")); err != nil || fi.Size() != 70000 {
+		t.Errorf("body file: %v, size %d", err, fi.Size())
+	}
+	if !strings.HasPrefix(n.Version(), "1.") {
+		t.Errorf("version %q", n.Version())
+	}
+}
+
+func TestNginx(t *testing.T) {
+	lab := newLab(t)
+	h := lab.backend
+	addr := at(h, 80)
+	dir := t.TempDir()
+	n, err := NewNginx(h, dir, addr, map[string]string{"worker_processes": "2", "body_size": "70000"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	t.Cleanup(func() { _ = n.Stop(context.Background()) })
+	if err := n.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	code, body, err := httpGet(lab.client, addr, "/")
+	if err != nil || code != 200 || string(body) != "ok\n" {
+		t.Fatalf("GET /: %d %q %v", code, body, err)
+	}
+	code, body, err = httpGet(lab.client, addr, "/file")
+	if err != nil || code != 200 || len(body) != 70000 {
+		t.Fatalf("GET /file: %d, %d bytes, %v", code, len(body), err)
+	}
+	pids := append([]int{n.PID()}, aliveChildren(n.PID())...)
+	if len(pids) != 3 {
+		t.Errorf("master and workers: %v, want 3 processes", pids)
+	}
+	if err := n.Stop(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for _, pid := range pids {
+		if !gone(pid, "nginx") {
+			t.Errorf("nginx pid %d still running after Stop", pid)
+		}
+	}
+	log, _ := os.ReadFile(filepath.Join(dir, "error.log"))
+	for _, bad := range []string{"[warn]", "[alert]", "[emerg]", "[crit]"} {
+		if strings.Contains(string(log), bad) {
+			t.Errorf("error.log has %s:\n%s", bad, log)
+		}
+	}
+}
+
+func TestNginxStartFailure(t *testing.T) {
+	h := newLab(t).backend
+	// An address the namespace does not have: nginx cannot bind and exits.
+	n, err := NewNginx(h, t.TempDir(), netip.MustParseAddrPort("192.0.2.1:8080"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	t.Cleanup(func() { _ = n.Stop(context.Background()) })
+	err = n.Start(ctx)
+	if err == nil || !strings.Contains(err.Error(), "Cannot assign requested address") {
+		t.Fatalf("Start: %v, want a bind error", err)
+	}
+}

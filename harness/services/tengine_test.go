@@ -1,0 +1,126 @@
+package services
+
+import (
+	"errors"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/faultlab/faultlab/harness"
+)
+
+func tengineCfg(mode string, opts map[string]string) TengineConfig {
+	return TengineConfig{Bind: netip.MustParseAddrPort("198.18.1.2:80"), Mode: mode, Options: opts,
+		Servers: []netip.AddrPort{netip.MustParseAddrPort("198.18.2.2:80"), netip.MustParseAddrPort("198.18.3.2:80")}}
+}
+
+// renderTengine renders the configuration without looking for a binary.
+func renderTengine(t *testing.T, cfg TengineConfig) (string, error) {
+	t.Helper()
+	d, err := tengineConfigData(cfg, "/srv/tg")
+	if err != nil {
+		return "", err
+	}
+	var b strings.Builder
+	if err := tengineTemplate.Execute(&b, d); err != nil {
+		t.Fatal(err)
+	}
+	return b.String(), nil
+}
+
+func TestTengineConfig(t *testing.T) {
+	tests := []struct {
+		name   string
+		cfg    TengineConfig
+		want   []string
+		absent []string
+	}{
+		{"http-defaults", tengineCfg("", nil), []string{
+			"daemon off;", "user root;", "worker_processes 1;", "pid /srv/tg/nginx.pid;",
+			"proxy_temp_path /srv/tg/tmp/proxy;", "keepalive_timeout 0;",
+			"upstream backend {\n        server 198.18.2.2:80;\n        server 198.18.3.2:80;\n",
+			"check interval=3000 rise=2 fall=5 timeout=1000 type=http;",
+			"check_keepalive_requests 1;",
+			`check_http_send "HEAD / HTTP/1.0\r\n\r\n";`,
+			"check_http_expect_alive http_2xx http_3xx;",
+			"listen 198.18.1.2:80 backlog=4096;", "proxy_pass http://backend;", "check_status;",
+		}, []string{"stream {"}},
+		{"http-keepalive-checks", tengineCfg("http", map[string]string{"check_interval": "500ms",
+			"check_timeout": "2s", "check_rise": "1", "check_fall": "3", "check_keepalive_requests": "100",
+			"check_http_send": `HEAD / HTTP/1.1\r\nConnection: keep-alive\r\n\r\n`, "worker_processes": "2"}),
+			[]string{"check interval=500 rise=1 fall=3 timeout=2000 type=http;", "check_keepalive_requests 100;",
+				`check_http_send "HEAD / HTTP/1.1\r\nConnection: keep-alive\r\n\r\n";`, "worker_processes 2;"},
+			nil},
+		{"http-no-check", tengineCfg("http", map[string]string{"check": "false"}),
+			[]string{"proxy_pass http://backend;"}, []string{"check ", "check_status"}},
+		{"tcp", tengineCfg("tcp", nil),
+			[]string{"stream {", "server 198.18.2.2:80;", "listen 198.18.1.2:80 backlog=4096;", "proxy_pass backend;"},
+			[]string{"http {", "check"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			conf, err := renderTengine(t, tt.cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(conf, w) {
+					t.Errorf("config lacks %q:\n%s", w, conf)
+				}
+			}
+			for _, a := range tt.absent {
+				if strings.Contains(conf, a) {
+					t.Errorf("config has %q:\n%s", a, conf)
+				}
+			}
+			if strings.Count(conf, "{") != strings.Count(conf, "}") {
+				t.Errorf("unbalanced braces:\n%s", conf)
+			}
+		})
+	}
+}
+
+func TestTengineConfigErrors(t *testing.T) {
+	tests := []struct {
+		name string
+		cfg  TengineConfig
+		want []string
+	}{
+		{"unknown-option", tengineCfg("", map[string]string{"check_intervall": "3s"}),
+			[]string{"unknown option(s) check_intervall (allowed: binary, check,"}},
+		{"tcp-check", tengineCfg("tcp", map[string]string{"check": "true"}), []string{"http upstreams only"}},
+		{"bad-values", tengineCfg("", map[string]string{"check_interval": "3", "check_fall": "0",
+			"check_http_send": `HEAD "/"`}),
+			[]string{"option check_interval", "option check_fall", "option check_http_send"}},
+		{"no-servers", TengineConfig{Bind: netip.MustParseAddrPort("198.18.1.2:80")}, []string{"no servers"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := renderTengine(t, tt.cfg)
+			for _, w := range tt.want {
+				if err == nil || !strings.Contains(err.Error(), w) {
+					t.Errorf("error %v, want one containing %q", err, w)
+				}
+			}
+		})
+	}
+}
+
+func TestTengineMissingBinary(t *testing.T) {
+	t.Setenv("PATH", t.TempDir())
+	dir := t.TempDir()
+	_, err := NewTengine(nil, dir, tengineCfg("", nil))
+	if err == nil || err.Error() != tengineMissing || !errors.Is(err, harness.ErrUnsupported) {
+		t.Fatalf("error %v, want %q wrapping ErrUnsupported", err, tengineMissing)
+	}
+	// The configuration is written anyway, for a user to take to a machine with Tengine.
+	if _, err := os.Stat(filepath.Join(dir, "tengine.conf")); err != nil {
+		t.Error(err)
+	}
+	_, err = NewTengine(nil, t.TempDir(), tengineCfg("", map[string]string{"binary": "/nonexistent/tengine"}))
+	if err == nil || errors.Is(err, harness.ErrUnsupported) || !strings.Contains(err.Error(), "/nonexistent/tengine") {
+		t.Fatalf("error %v, want one naming the bad binary", err)
+	}
+}

@@ -1,0 +1,183 @@
+package spec
+
+import (
+	"encoding/binary"
+	"hash/fnv"
+	"maps"
+	"slices"
+)
+
+// MigrateReqSysctl is the sysctl the tcp_migrate_req mitigation sets to 1 on the reloaded proxy's host.
+const MigrateReqSysctl = "net.ipv4.tcp_migrate_req"
+
+// Expand turns a validated scenario into its cells: one per matrix row (or one named "default" when there
+// is no matrix), each repeated Repetitions times, in matrix order with repetitions inner. Rep counts from 0.
+//
+// In long mode the Long overrides apply first (duration, rate, repetitions), then the row's own: its
+// sysctls merged over its hosts', its service options merged over the services', its rate, its reload
+// strategy set on the reloaded service ("none" sets Reload to nil), and last its mitigations
+// (tcp_migrate_req sets net.ipv4.tcp_migrate_req=1 on the reloaded proxy's host). Every cell holds its own
+// deep copy, and a seed hashed (FNV-1a) from the scenario seed, the cell name and the repetition.
+func Expand(s *Scenario, long bool) []Cell {
+	base := clone(s)
+	reps := s.Repetitions
+	if long && s.Long != nil {
+		if s.Long.Duration > 0 {
+			base.Workload.Duration = s.Long.Duration
+		}
+		if s.Long.Rate > 0 {
+			base.Workload.Rate = s.Long.Rate
+		}
+		if s.Long.Repetitions > 0 {
+			reps = s.Long.Repetitions
+		}
+		for _, name := range sortedKeys(s.Long.Sysctls) {
+			if h := hostNamed(&base, name); h != nil {
+				h.Sysctls = merged(h.Sysctls, s.Long.Sysctls[name])
+			}
+		}
+	}
+	reps = max(reps, 1)
+	base.Repetitions = reps
+	rows := s.Matrix
+	if len(rows) == 0 {
+		rows = []CellSpec{{Name: "default"}}
+	}
+	cells := make([]Cell, 0, len(rows)*reps)
+	for _, row := range rows {
+		for rep := range reps {
+			sc := clone(&base)
+			apply(&sc, &row)
+			cells = append(cells, Cell{
+				Name:        row.Name,
+				Rep:         rep,
+				Scenario:    sc,
+				Mitigations: slices.Clone(row.Mitigations),
+				Seed:        cellSeed(s.Seed, row.Name, rep),
+			})
+		}
+	}
+	return cells
+}
+
+// apply applies one matrix row to sc, a private copy.
+func apply(sc *Scenario, row *CellSpec) {
+	for _, name := range sortedKeys(row.Sysctls) {
+		if h := hostNamed(sc, name); h != nil {
+			h.Sysctls = merged(h.Sysctls, row.Sysctls[name])
+		}
+	}
+	for _, name := range sortedKeys(row.Services) {
+		if sv := serviceNamed(sc, name); sv != nil {
+			sv.Options = merged(sv.Options, row.Services[name])
+		}
+	}
+	if row.Rate > 0 {
+		sc.Workload.Rate = row.Rate
+	}
+	if row.Persistent > 0 {
+		sc.Workload.Persistent = row.Persistent
+	}
+	if row.Impair != nil {
+		sc.Impair = row.Impair // shared read-only, like Probes
+	}
+	if sc.Reload == nil {
+		return
+	}
+	reloaded := serviceNamed(sc, sc.Reload.Service)
+	if reloaded != nil && row.Reload != "" && row.Reload != "none" {
+		reloaded.Reload = row.Reload
+	}
+	if reloaded != nil && slices.Contains(row.Mitigations, "tcp_migrate_req") {
+		if h := hostNamed(sc, reloaded.Host); h != nil {
+			h.Sysctls = merged(h.Sysctls, map[string]string{MigrateReqSysctl: "1"})
+		}
+	}
+	if row.Reload == "none" {
+		sc.Reload = nil
+	}
+}
+
+func merged(dst, src map[string]string) map[string]string {
+	if len(src) == 0 {
+		return dst
+	}
+	if dst == nil {
+		dst = make(map[string]string, len(src))
+	}
+	maps.Copy(dst, src)
+	return dst
+}
+
+func hostNamed(s *Scenario, name string) *Host {
+	for i := range s.Hosts {
+		if s.Hosts[i].Name == name {
+			return &s.Hosts[i]
+		}
+	}
+	return nil
+}
+
+func serviceNamed(s *Scenario, name string) *Service {
+	for i := range s.Services {
+		if s.Services[i].Name == name {
+			return &s.Services[i]
+		}
+	}
+	return nil
+}
+
+// cellSeed is a stable, non-negative seed for one repetition of one cell.
+func cellSeed(seed int64, name string, rep int) int64 {
+	h := fnv.New64a()
+	var b [8]byte
+	binary.BigEndian.PutUint64(b[:], uint64(seed))
+	h.Write(b[:])
+	h.Write([]byte(name))
+	h.Write([]byte{0})
+	binary.BigEndian.PutUint64(b[:], uint64(rep))
+	h.Write(b[:])
+	return int64(h.Sum64() >> 1)
+}
+
+// clone deep-copies a scenario.
+func clone(s *Scenario) Scenario {
+	c := *s
+	c.Hosts = slices.Clone(s.Hosts)
+	for i := range c.Hosts {
+		c.Hosts[i].Sysctls = maps.Clone(s.Hosts[i].Sysctls)
+	}
+	c.Services = slices.Clone(s.Services)
+	for i := range c.Services {
+		c.Services[i].Backends = slices.Clone(s.Services[i].Backends)
+		c.Services[i].Options = maps.Clone(s.Services[i].Options)
+	}
+	if s.Reload != nil {
+		r := *s.Reload
+		c.Reload = &r
+	}
+	c.Matrix = slices.Clone(s.Matrix)
+	for i, row := range c.Matrix {
+		c.Matrix[i].Mitigations = slices.Clone(row.Mitigations)
+		c.Matrix[i].Sysctls = cloneNested(row.Sysctls)
+		c.Matrix[i].Services = cloneNested(row.Services)
+	}
+	if s.Long != nil {
+		l := *s.Long
+		l.Sysctls = cloneNested(s.Long.Sysctls)
+		c.Long = &l
+	}
+	c.Expect = slices.Clone(s.Expect)
+	return c
+}
+
+func cloneNested(m map[string]map[string]string) map[string]map[string]string {
+	if m == nil {
+		return nil
+	}
+	out := make(map[string]map[string]string, len(m))
+	for k, v := range m {
+		out[k] = maps.Clone(v)
+	}
+	return out
+}

@@ -1,0 +1,156 @@
+package spec
+
+import (
+	"fmt"
+	"reflect"
+	"testing"
+	"time"
+)
+
+func load(t *testing.T, path string) *Scenario {
+	t.Helper()
+	s, err := Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func TestExpandReference(t *testing.T) {
+	s := load(t, "testdata/reload.yaml")
+	before := clone(s)
+	cells := Expand(s, false)
+	var names []string
+	for _, c := range cells {
+		names = append(names, fmt.Sprintf("%s/%d", c.Name, c.Rep))
+	}
+	want := []string{"baseline/0", "legacy/0", "socket-transfer/0", "master-worker/0", "tcp_migrate_req/0", "syn-drop/0"}
+	if !reflect.DeepEqual(names, want) {
+		t.Fatalf("cells %v, want %v", names, want)
+	}
+	byName := map[string]Cell{}
+	for _, c := range cells {
+		byName[c.Name] = c
+	}
+	if byName["baseline"].Scenario.Reload != nil {
+		t.Errorf("baseline keeps the reload storm")
+	}
+	strategy := func(c Cell) string { return c.Scenario.Services[1].Reload }
+	for name, want := range map[string]string{"legacy": "legacy", "socket-transfer": "socket-transfer", "master-worker": "master-worker", "syn-drop": "legacy"} {
+		if got := strategy(byName[name]); got != want {
+			t.Errorf("%s: strategy %q, want %q", name, got, want)
+		}
+	}
+	mig := byName["tcp_migrate_req"].Scenario.Hosts[1].Sysctls
+	if mig["net.ipv4.tcp_migrate_req"] != "1" || mig["net.core.somaxconn"] != "4096" {
+		t.Errorf("tcp_migrate_req cell proxy sysctls: %v", mig)
+	}
+	if _, ok := byName["legacy"].Scenario.Hosts[1].Sysctls["net.ipv4.tcp_migrate_req"]; ok {
+		t.Errorf("tcp_migrate_req leaked into the legacy cell")
+	}
+	if m := byName["syn-drop"].Mitigations; len(m) != 1 || m[0] != "syn-drop" {
+		t.Errorf("syn-drop mitigations: %v", m)
+	}
+	if d := byName["legacy"].Scenario.Workload.Duration; d != 20*time.Second {
+		t.Errorf("short duration %s", d)
+	}
+	if !reflect.DeepEqual(*s, before) {
+		t.Errorf("Expand modified its input")
+	}
+}
+
+func TestExpandLong(t *testing.T) {
+	s := load(t, "testdata/reload.yaml")
+	cells := Expand(s, true)
+	if len(cells) != 18 {
+		t.Fatalf("%d cells, want 6 rows x 3 repetitions", len(cells))
+	}
+	for i, c := range cells {
+		if c.Name != s.Matrix[i/3].Name || c.Rep != i%3 {
+			t.Errorf("cell %d is %s/%d: want matrix order with repetitions inner", i, c.Name, c.Rep)
+		}
+		if c.Scenario.Workload.Duration != 120*time.Second || c.Scenario.Repetitions != 3 {
+			t.Errorf("%s/%d: duration %s, repetitions %d", c.Name, c.Rep, c.Scenario.Workload.Duration, c.Scenario.Repetitions)
+		}
+	}
+}
+
+func TestExpandSeeds(t *testing.T) {
+	s := load(t, "testdata/reload.yaml")
+	a, b := Expand(s, true), Expand(s, true)
+	seen := map[int64]string{}
+	for i := range a {
+		if a[i].Seed != b[i].Seed {
+			t.Errorf("%s/%d: seed not stable", a[i].Name, a[i].Rep)
+		}
+		if a[i].Seed < 0 {
+			t.Errorf("%s/%d: negative seed", a[i].Name, a[i].Rep)
+		}
+		id := fmt.Sprintf("%s/%d", a[i].Name, a[i].Rep)
+		if other, dup := seen[a[i].Seed]; dup {
+			t.Errorf("%s and %s share a seed", id, other)
+		}
+		seen[a[i].Seed] = id
+	}
+	// The seed depends on the scenario seed and is the same in short and long mode for rep 0.
+	short := Expand(s, false)
+	if short[1].Seed != a[3].Seed {
+		t.Errorf("legacy/0 seed differs between short and long mode")
+	}
+	s.Seed = 2
+	if Expand(s, false)[1].Seed == short[1].Seed {
+		t.Errorf("seed ignores the scenario seed")
+	}
+	if got, want := cellSeed(1, "legacy", 0), int64(6906478294161747765); got != want {
+		t.Errorf("cellSeed(1, legacy, 0) = %d, want %d (seeds must not change between versions)", got, want)
+	}
+}
+
+func TestExpandOverrides(t *testing.T) {
+	s := load(t, "testdata/ports.yaml")
+	cells := Expand(s, false)
+	if len(cells) != 3 {
+		t.Fatalf("%d cells", len(cells))
+	}
+	narrow, reuse, delay := cells[0].Scenario, cells[1].Scenario, cells[2].Scenario
+	if narrow.Hosts[1].Sysctls["net.ipv4.tcp_tw_reuse"] != "0" {
+		t.Errorf("narrow: %v", narrow.Hosts[1].Sysctls)
+	}
+	if got := reuse.Hosts[1].Sysctls; got["net.ipv4.tcp_tw_reuse"] != "1" || got["net.ipv4.ip_local_port_range"] != "10000 10999" {
+		t.Errorf("reuse: row sysctls not merged over the host's: %v", got)
+	}
+	if got := delay.Hosts[1].Sysctls["net.ipv4.tcp_tw_reuse_delay"]; got != "100" {
+		t.Errorf("reuse-delay: tcp_tw_reuse_delay = %q", got)
+	}
+	if got := delay.Services[1].Options; got["maxconn"] != "15000" || got["timeout_connect"] != "5s" {
+		t.Errorf("reuse-delay: options not merged: %v", got)
+	}
+	if delay.Workload.Rate != 1500 || reuse.Workload.Rate != 500 {
+		t.Errorf("rates %g %g", delay.Workload.Rate, reuse.Workload.Rate)
+	}
+	// Long mode: the long rate applies, the row's own rate still wins.
+	long := Expand(s, true)
+	if long[1].Scenario.Workload.Rate != 2000 || long[2].Scenario.Workload.Rate != 1500 {
+		t.Errorf("long rates %g %g", long[1].Scenario.Workload.Rate, long[2].Scenario.Workload.Rate)
+	}
+	// Cells do not share maps.
+	cells[0].Scenario.Hosts[1].Sysctls["net.core.somaxconn"] = "1"
+	cells[0].Scenario.Services[1].Options["x"] = "y"
+	if _, ok := cells[1].Scenario.Hosts[1].Sysctls["net.core.somaxconn"]; ok {
+		t.Errorf("cells share host sysctls")
+	}
+	if _, ok := s.Services[1].Options["x"]; ok {
+		t.Errorf("cell shares options with the scenario")
+	}
+}
+
+func TestExpandDefaultCell(t *testing.T) {
+	s, err := Parse("t.yaml", []byte(base+"repetitions: 2\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cells := Expand(s, true) // no long section: same as short
+	if len(cells) != 2 || cells[0].Name != "default" || cells[1].Rep != 1 || cells[0].Scenario.Reload == nil {
+		t.Errorf("cells: %+v", cells)
+	}
+}

@@ -1,0 +1,133 @@
+package results
+
+import (
+	"bytes"
+	"flag"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files in testdata")
+
+// sampleReport is a deterministic report built from synthetic records through the real pipeline.
+func sampleReport() *Report {
+	legacyBursts := make([]int, 40)
+	for i, n := range map[int]int{3: 120, 7: 15, 11: 35, 12: 80, 19: 3, 22: 60, 27: 110, 30: 7, 33: 1, 36: 40} {
+		legacyBursts[i] = n
+	}
+	synBursts := make([]int, 40)
+	synBursts[20] = 2
+	mk := func(name string, bursts []int, reloads bool) *CellStats {
+		recs, rel := synthCell(name, 10*time.Second, 250*time.Millisecond, bursts)
+		if !reloads {
+			rel = nil
+		}
+		if name == "syndrop" { // dropped SYNs are retransmitted after about 1 s, then 3 s
+			for i := range recs {
+				if i%40 == 0 && !recs[i].Failed() {
+					extra := int64(1+i/40%2) * int64(time.Second)
+					recs[i].Connect, recs[i].Total = recs[i].Connect+extra, recs[i].Total+extra
+				}
+			}
+		}
+		return Summarize(name, recs, rel, SummaryOptions{Seed: 42})
+	}
+	cells := map[string]*CellStats{
+		"baseline": mk("baseline", nil, false), "legacy": mk("legacy", legacyBursts, true),
+		"xmw": mk("xmw", nil, true), "syndrop": mk("syndrop", synBursts, true),
+	}
+	cells["legacy"].ReloadsFailed = 1
+	exps := []Expectation{{Cell: "legacy", Failures: "some"}, {Cell: "xmw", Failures: "none"},
+		{Cell: "xmw", BetterThan: "legacy"}, {Cell: "syndrop", ConnectP99AtLeast: time.Second},
+		{Cell: "missing", Failures: "none"}}
+	r := &Report{Schema: Schema, Scenario: "reload-storm",
+		Started:  time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC),
+		Finished: time.Date(2025, 3, 1, 12, 1, 30, 0, time.UTC),
+		Env: map[string]any{"kernel": "6.18.0", "engine": "nfqueue", "versions": map[string]any{"haproxy": "2.6.12"},
+			"sysctls": map[string]any{"net.ipv4.tcp_migrate_req": 0}},
+		Verdicts: Check(exps, cells)}
+	for _, name := range []string{"baseline", "legacy", "xmw", "syndrop"} {
+		r.Cells = append(r.Cells, CellReport{Name: name, Reps: 1, Stats: cells[name]})
+	}
+	r.Cells[1].Strategy, r.Cells[2].Strategy, r.Cells[2].Mitigations = "sf", "x", []string{"expose-fd listeners"}
+	r.Cells[3].Notes = []string{"SYN-drop window 200ms"}
+	r.Comparisons = CompareAll([]*CellStats{cells["legacy"], cells["xmw"], cells["syndrop"]}, "legacy")
+	return r
+}
+
+func TestMarkdownGolden(t *testing.T) {
+	tests := []struct{ name, baseline, golden string }{
+		{"vs_legacy", "legacy", "report_vs_legacy.golden"},
+		{"no_baseline", "", "report_no_baseline.golden"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var buf bytes.Buffer
+			if err := Markdown(&buf, sampleReport(), tc.baseline); err != nil {
+				t.Fatal(err)
+			}
+			path := filepath.Join("testdata", tc.golden)
+			if *update {
+				if err := os.WriteFile(path, buf.Bytes(), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			want, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatalf("read golden file (regenerate with go test ./results -update): %v", err)
+			}
+			if !bytes.Equal(buf.Bytes(), want) {
+				t.Errorf("markdown differs from %s (regenerate with -update if intended):\n%s", path, buf.String())
+			}
+		})
+	}
+}
+
+func TestReportRoundTrip(t *testing.T) {
+	r := sampleReport()
+	path := filepath.Join(t.TempDir(), "report.json")
+	if err := r.WriteJSON(path); err != nil {
+		t.Fatal(err)
+	}
+	got, err := ReadReport(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range r.Cells { // windows are not written
+		r.Cells[i].Stats.WindowList = nil
+	}
+	// JSON numbers decode into float64 in the free-form Env
+	r.Env["sysctls"] = map[string]any{"net.ipv4.tcp_migrate_req": 0.0}
+	if !reflect.DeepEqual(got, r) {
+		t.Errorf("round trip differs:\n got %+v\nwant %+v", got, r)
+	}
+	b, _ := os.ReadFile(path)
+	for _, key := range []string{`"schema": "faultlab.results/v1"`, `"failure_rate_ci"`, `"p99_ns"`,
+		`"bad_window_ci"`, `"per_connection_p_value"`, `"false_alarm"`} {
+		if !strings.Contains(string(b), key) {
+			t.Errorf("report JSON lacks %s", key)
+		}
+	}
+}
+
+func TestReadReportErrors(t *testing.T) {
+	tests := []struct{ name, content, want string }{
+		{"wrong_schema", `{"schema":"faultlab.results/v0"}`, `schema "faultlab.results/v0"`},
+		{"not_json", `{`, "report.json"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "report.json")
+			if err := os.WriteFile(path, []byte(tc.content), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := ReadReport(path); err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("ReadReport error %v, want it to contain %q", err, tc.want)
+			}
+		})
+	}
+}

@@ -1,0 +1,93 @@
+package scenarios
+
+import (
+	"fmt"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/faultlab/faultlab/harness/runner"
+	"github.com/faultlab/faultlab/harness/spec"
+)
+
+// TestExhaustion reproduces source-port exhaustion behind HAProxy in TCP mode (pathology 4) and checks,
+// besides the `expect:` claims of exhaustion.yaml, that each cell did what the port budget predicts: where
+// the budget runs out within the run, the first failure comes within 20% of the predicted time; where it
+// does not, nothing fails; and persistent connections leave no TIME_WAIT pile-up on the proxy.
+//
+// The 20% is a tolerance on a deterministic count, not a statistical test: the kernel hands out ports
+// until none is free, and what varies is only the share of closes that leave the TIME_WAIT on the proxy,
+// which the capture measures and the prediction uses.
+func TestExhaustion(t *testing.T) {
+	rep := runScenario(t, "exhaustion.yaml", backend())
+	if rep == nil {
+		return
+	}
+	for _, c := range rep.Cells {
+		t.Run(c.Name+"/prediction", func(t *testing.T) {
+			e, ok := c.Probes["rep0/exhaustion/lb"].(runner.Exhaustion)
+			if !ok {
+				t.Fatalf("no exhaustion analysis (probes: %v)", c.Probes)
+			}
+			t.Log(e.String())
+			dur := time.Duration(float64(c.Stats.Attempts) / e.Offered * float64(time.Second))
+			switch {
+			case c.Name == "persistent":
+				if e.TimeWaitPeak > 50 {
+					t.Errorf("persistent connections: TIME_WAIT peak %d on the proxy, want no growth (<= 50)", e.TimeWaitPeak)
+				}
+			case e.PredictedFirst > 0 && e.PredictedFirst < dur:
+				lo, hi := time.Duration(float64(e.PredictedFirst)*0.8), time.Duration(float64(e.PredictedFirst)*1.2)
+				if e.MeasuredFirst < lo || e.MeasuredFirst > hi {
+					t.Errorf("first failure at %s, predicted %s (+-20%%: %s..%s)", e.MeasuredFirst, e.PredictedFirst, lo, hi)
+				}
+			default:
+				if e.MeasuredFirst != 0 {
+					t.Errorf("a failure at %s, but the port budget predicts none within %s", e.MeasuredFirst, dur)
+				}
+			}
+		})
+	}
+}
+
+// TestExhaustionRejectsTwRecycle checks that asking for the removed net.ipv4.tcp_tw_recycle fails with the
+// removal message and the line, rather than being skipped.
+func TestExhaustionRejectsTwRecycle(t *testing.T) {
+	data, err := os.ReadFile("exhaustion.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	bad := strings.Replace(string(data), `net.core.somaxconn: "4096"`, `net.ipv4.tcp_tw_recycle: "1"`, 1)
+	_, err = spec.Parse("exhaustion.yaml", []byte(bad))
+	if err == nil {
+		t.Fatal("a scenario asking for tcp_tw_recycle was accepted")
+	}
+	line := 1 + strings.Count(bad[:strings.Index(bad, "net.ipv4.tcp_tw_recycle")], "\n")
+	for _, want := range []string{fmt.Sprintf("exhaustion.yaml:%d:", line), "net.ipv4.tcp_tw_recycle was removed in Linux 4.12"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q does not contain %q", err, want)
+		}
+	}
+}
+
+// TestExhaustionLongMode checks that the nightly mode runs the kernel's default port range at the incident's
+// rate, and that a row's own range still wins over it.
+func TestExhaustionLongMode(t *testing.T) {
+	s, err := spec.Load("exhaustion.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{"default": "32768 60999", "wide-range": "20000 60999"}
+	for _, c := range spec.Expand(s, true) {
+		if c.Scenario.Workload.Rate != 2500 || c.Scenario.Workload.Duration != 120*time.Second {
+			t.Errorf("%s: long mode runs %.0f/s for %s, want 2500/s for 2m0s", c.Name, c.Scenario.Workload.Rate,
+				c.Scenario.Workload.Duration)
+		}
+		if w, ok := want[c.Name]; ok {
+			if got := c.Scenario.Hosts[1].Sysctls["net.ipv4.ip_local_port_range"]; got != w {
+				t.Errorf("%s: long mode port range %q, want %q", c.Name, got, w)
+			}
+		}
+	}
+}

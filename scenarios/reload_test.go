@@ -1,0 +1,87 @@
+package scenarios
+
+import (
+	"testing"
+
+	"github.com/faultlab/faultlab/capture"
+	"github.com/faultlab/faultlab/harness/docker"
+	"github.com/faultlab/faultlab/harness/docker/dockertest"
+	"github.com/faultlab/faultlab/harness/testutil"
+	"github.com/faultlab/faultlab/results"
+)
+
+// TestReload reproduces HAProxy's soft-reload failures (pathology 1) and measures each mitigation; the
+// claims it checks are the `expect:` list of reload.yaml, each with its stated false-alarm rate. It also
+// checks, from the capture on the proxy's link, that the client's resets were sent by the proxy host.
+func TestReload(t *testing.T) {
+	rep := runScenario(t, "reload.yaml", backend())
+	if rep == nil || t.Failed() {
+		return
+	}
+	if c := rep.Cell("legacy"); c != nil {
+		checkResetsFromProxy(t, c)
+	}
+}
+
+// checkResetsFromProxy checks, on the capture of the proxy's link, that the client's resets were sent by
+// the proxy host: at least as many RSTs went toward the client as the client saw resets and refusals. (The
+// proxy also aborts its server-side connections with RSTs, which is HAProxy's normal close toward servers,
+// so RSTs toward the client are the ones that count.)
+func checkResetsFromProxy(t *testing.T, c *results.CellReport) {
+	t.Helper()
+	sum, ok := c.Probes["rep0/capture/proxy-eth0"].(map[string]any)
+	if !ok {
+		t.Fatalf("cell %s: no capture analysis of proxy-eth0 (probes: %v)", c.Name, c.Probes)
+	}
+	toClient := sum["to_client"].(capture.Counts)
+	by := sum["rst_by"].(map[capture.Role]uint64)
+	resets := uint64(c.Stats.ByOutcome[results.OutcomeReset] + c.Stats.ByOutcome[results.OutcomeRefused])
+	t.Logf("cell %s: client saw %d resets; %d RSTs went toward the client; RSTs by sender: proxy %d, client %d, backend %d",
+		c.Name, resets, toClient.RST, by[capture.RoleProxy], by[capture.RoleClient], by[capture.RoleBackend])
+	if resets == 0 {
+		t.Errorf("cell %s: no resets to attribute", c.Name)
+	}
+	if toClient.RST < resets {
+		t.Errorf("cell %s: the client saw %d resets but only %d RSTs went toward it from the proxy", c.Name,
+			resets, toClient.RST)
+	}
+}
+
+// TestReloadBackendsAgree runs the Reload matrix on the backend TestReload did not use (docker when the
+// tests run on netns, and the other way round) and checks that every expectation gets the same verdict on
+// both: the lab's conclusions must not depend on how the hosts are made. The docker backend needs a Docker
+// engine and the lab's images (`make images`).
+func TestReloadBackendsAgree(t *testing.T) {
+	testutil.RequireRoot(t)
+	first := backend()
+	if first == "" {
+		first = "netns"
+	}
+	other := map[string]string{"netns": "docker", "docker": "netns"}[first]
+	dockertest.RequireDocker(t)
+	dockertest.RequireImages(t, docker.HAProxyImage, docker.NginxImage, docker.ToolsImage)
+	a := reports["reload.yaml@"+backend()]
+	if a == nil {
+		a = runScenario(t, "reload.yaml", first)
+	}
+	b := runScenario(t, "reload.yaml", other)
+	if a == nil || b == nil {
+		t.Fatal("a backend produced no report")
+	}
+	verdicts := func(r *results.Report) map[string]bool {
+		m := map[string]bool{}
+		for _, v := range r.Verdicts {
+			m[v.Cell+": "+v.Claim] = v.Pass
+		}
+		return m
+	}
+	va, vb := verdicts(a), verdicts(b)
+	if len(va) != len(vb) {
+		t.Errorf("%s checked %d claims, %s %d", first, len(va), other, len(vb))
+	}
+	for claim, pass := range va {
+		if got, ok := vb[claim]; !ok || got != pass {
+			t.Errorf("%q: %s says %v, %s says %v (present: %v)", claim, first, pass, other, got, ok)
+		}
+	}
+}

@@ -1,0 +1,75 @@
+package scenarios
+
+import (
+	"context"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"testing"
+
+	"github.com/faultlab/faultlab/harness/runner"
+	"github.com/faultlab/faultlab/harness/spec"
+	"github.com/faultlab/faultlab/harness/testutil"
+	"github.com/faultlab/faultlab/results"
+)
+
+// longMode is the nightly mode: FAULTLAB_LONG=1 runs each scenario's long settings.
+func longMode() bool { return os.Getenv("FAULTLAB_LONG") == "1" }
+
+// backend is the backend the scenario tests use: FAULTLAB_BACKEND, else each scenario file's own.
+func backend() string { return os.Getenv("FAULTLAB_BACKEND") }
+
+// reports keeps each scenario's report per backend ("" = the file's own), so a later test can compare
+// backends without running a matrix twice.
+var reports = map[string]*results.Report{}
+
+// runScenario runs every cell of a scenario file as a subtest named after the cell (so `-run
+// 'Reload/legacy'` selects one), then writes the report and checks the scenario's expectations about the
+// cells that ran. It returns the report for scenario-specific assertions.
+func runScenario(t *testing.T, file, backend string) *results.Report {
+	t.Helper()
+	testutil.RequireRoot(t)
+	s, err := spec.Load(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	r, err := runner.New(s, runner.Options{Long: longMode(), OutDir: os.Getenv("FAULTLAB_RUNS"),
+		Backend: backend, Progress: func(p runner.Progress) {
+			if int(p.Elapsed.Seconds())%5 == 0 {
+				t.Logf("%s#%d %s/%s: %d attempts, %d failed, max lag %s", p.Cell, p.Rep, p.Elapsed.Round(1e9),
+					p.Duration, p.Load.Launched, p.Load.Failed, p.Load.MaxLag)
+			}
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("run directory %s (backend %s)", r.Dir, r.Backend())
+	for _, cell := range r.Cells() {
+		t.Run(cell.Name, func(t *testing.T) {
+			out, err := r.RunCell(ctx, cell)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Logf("%d attempts (%d failed), achieved %.1f/s of %.0f/s, lag p99 %s, %d reloads",
+				out.Load.Launched, out.Load.Failed, out.Load.Achieved, out.Load.Target, out.Load.LagP99,
+				len(out.Reloads))
+		})
+	}
+	rep, err := r.Finish()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var md strings.Builder
+	_ = runner.Table(&md, rep)
+	t.Logf("results (%s):\n%s", r.Dir, md.String())
+	for _, v := range rep.Verdicts {
+		if !v.Pass {
+			t.Errorf("%s: %s: %s", v.Cell, v.Claim, v.Detail)
+		}
+	}
+	reports[file+"@"+backend] = rep
+	return rep
+}
