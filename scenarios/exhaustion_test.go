@@ -17,8 +17,13 @@ import (
 // does not, nothing fails; and persistent connections leave no TIME_WAIT pile-up on the proxy.
 //
 // The 20% is a tolerance on a deterministic count, not a statistical test: the kernel hands out ports
-// until none is free, and what varies is only the share of closes that leave the TIME_WAIT on the proxy,
-// which the capture measures and the prediction uses.
+// until none is free, and what varies is the share of closes that leave the TIME_WAIT on the proxy (a race
+// between the proxy's FIN and MariaDB's after COM_QUIT: 70-76% here), which the capture measures over the
+// connections opened before the first failure and the prediction uses, and the rate the workload achieved.
+// The count itself is checked more tightly: when the first attempt fails, the ports the proxy holds toward
+// the server (TIME_WAIT or open, from the capture) are within 5% of the budget; what may differ is the few
+// connections whose handshake or close is in flight at that instant (about a millisecond of traffic at
+// 500/s) and the health checks'.
 func TestExhaustion(t *testing.T) {
 	rep := runScenario(t, "exhaustion.yaml", backend())
 	if rep == nil {
@@ -41,6 +46,10 @@ func TestExhaustion(t *testing.T) {
 				lo, hi := time.Duration(float64(e.PredictedFirst)*0.8), time.Duration(float64(e.PredictedFirst)*1.2)
 				if e.MeasuredFirst < lo || e.MeasuredFirst > hi {
 					t.Errorf("first failure at %s, predicted %s (+-20%%: %s..%s)", e.MeasuredFirst, e.PredictedFirst, lo, hi)
+				}
+				if d := e.HeldAtFirst - e.Ports; 20*d > e.Ports || -20*d > e.Ports {
+					t.Errorf("at the first failure the proxy held %d ports toward the server, the budget is %d (+-5%%)",
+						e.HeldAtFirst, e.Ports)
 				}
 			default:
 				if e.MeasuredFirst != 0 {

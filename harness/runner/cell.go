@@ -34,6 +34,8 @@ type cellRun struct {
 	info    map[string]any // versions, sysctls as read back
 	probes  map[string]any // probe analyses for results.json
 	epoch   time.Time      // the cell's time zero
+	// serverConns are the proxy-to-backend connections each captured host opened, for the port budget.
+	serverConns map[string][]serverConn
 }
 
 // CellOutput is what one repetition of a cell produced.

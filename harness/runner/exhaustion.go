@@ -29,9 +29,17 @@ type Exhaustion struct {
 	// Lifetime is how long a port stays unusable after its connection closed: TimeWaitLen, or the reuse
 	// delay when tcp_tw_reuse lets connect() take over a TIME_WAIT port.
 	Lifetime time.Duration `json:"lifetime_ns"`
-	// TWFraction is the share of connections toward the servers whose close left the TIME_WAIT on the
-	// proxy (the proxy closed first), from the capture; 1 when no capture says otherwise.
+	// TWFraction is the share of the proxy's connections toward the servers whose close left the TIME_WAIT
+	// on the proxy (the proxy's FIN came first), from the capture on the proxy's host, over the connections
+	// opened before the first failure (all of them when none failed): once ports run out, the mix of closes
+	// changes and no longer says how fast they ran out. 1 when no capture says otherwise. TWSample is how
+	// many connections it is over.
 	TWFraction float64 `json:"tw_fraction"`
+	TWSample   int     `json:"tw_sample"`
+	// HeldAtFirst counts the proxy's connections toward the servers, opened before the first failure, whose
+	// port was still held then: in TIME_WAIT (the proxy's FIN came first) or not closed yet. The budget
+	// says it is near Ports when the first failure comes. Zero without a failure or a capture.
+	HeldAtFirst int `json:"held_at_first"`
 	// Sustainable is Ports/Lifetime/TWFraction connections per second.
 	Sustainable float64 `json:"sustainable_per_s"`
 	Offered     float64 `json:"offered_per_s"`
@@ -56,15 +64,15 @@ func (c *cellRun) exhaustion(epoch time.Time) {
 		}
 		e := c.portBudget(sv)
 		e.Offered = s.Workload.Rate
-		e.TWFraction = c.twFraction(sv)
-		e.Sustainable = float64(e.Ports) / e.Lifetime.Seconds() / e.TWFraction
-		if s.Workload.Persistent == 0 && e.Offered > e.Sustainable {
-			e.PredictedFirst = time.Duration(float64(e.Ports) / (e.Offered * e.TWFraction) * float64(time.Second))
-		}
 		for i := range c.records {
 			if r := &c.records[i]; r.Failed() && (e.MeasuredFirst == 0 || time.Duration(r.Intended) < e.MeasuredFirst) {
 				e.MeasuredFirst = time.Duration(r.Intended)
 			}
+		}
+		c.twFraction(sv, &e)
+		e.Sustainable = float64(e.Ports) / e.Lifetime.Seconds() / e.TWFraction
+		if s.Workload.Persistent == 0 && e.Offered > e.Sustainable {
+			e.PredictedFirst = time.Duration(float64(e.Ports) / (e.Offered * e.TWFraction) * float64(time.Second))
 		}
 		c.fromProxyLog(sv, &e)
 		e.TimeWaitPeak = timeWaitPeak(filepath.Join(c.dir, "states-"+sv.Host+".jsonl"))
@@ -85,10 +93,14 @@ func (e Exhaustion) String() string {
 	if e.MeasuredFirst > 0 {
 		meas = fmt.Sprintf("first failure at %.2fs", e.MeasuredFirst.Seconds())
 	}
-	return fmt.Sprintf("ports of %s: %d (%s), lifetime %s, %.0f%% of closes leave TIME_WAIT on the proxy -> "+
-		"sustainable %.0f conn/s; offered %.0f/s: %s; measured: %s; TIME_WAIT peak %d; %d 'no free ports' "+
-		"errors; first failed check %s", e.Proxy, e.Ports, e.Basis, e.Lifetime, 100*e.TWFraction, e.Sustainable,
-		e.Offered, pred, meas, e.TimeWaitPeak, e.ConnectErrors, orNone(e.FirstCheckFailure))
+	if e.MeasuredFirst > 0 && e.HeldAtFirst > 0 {
+		meas += fmt.Sprintf(" with %d ports held", e.HeldAtFirst)
+	}
+	return fmt.Sprintf("ports of %s: %d (%s), lifetime %s, %.0f%% of %d server closes leave TIME_WAIT on the "+
+		"proxy -> sustainable %.0f conn/s; offered %.0f/s: %s; measured: %s; TIME_WAIT peak %d; %d 'no free "+
+		"ports' errors; first failed check %s", e.Proxy, e.Ports, e.Basis, e.Lifetime, 100*e.TWFraction,
+		e.TWSample, e.Sustainable, e.Offered, pred, meas, e.TimeWaitPeak, e.ConnectErrors,
+		orNone(e.FirstCheckFailure))
 }
 
 func orNone(s string) string {
@@ -145,25 +157,49 @@ func hostIndex(s *spec.Scenario, name string) int {
 	panic("runner: no host " + name)
 }
 
-// twFraction is the share of the proxy's connections toward its servers that the proxy closed first, from a
-// capture on the proxy's host (1 without one: the worst case).
-func (c *cellRun) twFraction(sv spec.Service) float64 {
-	sum, ok := c.probes["capture/"+sv.Host+"-eth0"].(map[string]any)
-	if !ok {
-		return 1
+// serverConn is what the port budget needs of one connection a proxy opened toward a backend.
+type serverConn struct {
+	start time.Duration // after the cell's epoch
+	// held: the proxy's FIN came first (the port stays in TIME_WAIT) or nobody closed (the port is in use).
+	held bool
+}
+
+// noteServerConn keeps, for the capture on host, each connection from a proxy to a backend.
+func (c *cellRun) noteServerConn(host string, epoch time.Time, cn capture.Conn) {
+	if cn.Initiator.Role != capture.RoleProxy || cn.Responder.Role != capture.RoleBackend || cn.Partial {
+		return
 	}
-	conns, ok := sum["conns"].(capture.ConnSummary)
-	if !ok {
-		return 1
+	if c.serverConns == nil {
+		c.serverConns = map[string][]serverConn{}
 	}
-	// the proxy closes first toward the backend, or the backend does; client-side closes are not counted
-	// Client-side connections are closed first by the client (COM_QUIT, then close), so what the proxy closed
-	// first are server-side connections, whose total is the proxy's plus the backend's.
-	proxy, backend := conns.ClosedFirstBy[capture.RoleProxy], conns.ClosedFirstBy[capture.RoleBackend]
-	if proxy+backend == 0 {
-		return 1
+	held := cn.ClosedFirst == "" || (cn.ClosedFirst == "initiator" && cn.CloseKind == "fin")
+	c.serverConns[host] = append(c.serverConns[host], serverConn{start: cn.Start.Sub(epoch), held: held})
+}
+
+// twFraction sets e.TWFraction, e.TWSample and e.HeldAtFirst from the proxy's connections toward its
+// servers seen by a capture on the proxy's host (fraction 1 without one: the worst case). It needs
+// e.MeasuredFirst.
+func (c *cellRun) twFraction(sv spec.Service, e *Exhaustion) {
+	e.TWFraction = 1
+	conns := c.serverConns[sv.Host]
+	held, n := 0, 0
+	for _, sc := range conns {
+		if e.MeasuredFirst > 0 && sc.start >= e.MeasuredFirst {
+			continue
+		}
+		n++
+		if sc.held {
+			held++
+		}
 	}
-	return math.Max(float64(proxy)/float64(proxy+backend), 0.01)
+	if n == 0 {
+		return
+	}
+	e.TWSample = n
+	e.TWFraction = math.Max(float64(held)/float64(n), 0.01)
+	if e.MeasuredFirst > 0 {
+		e.HeldAtFirst = held
+	}
 }
 
 // fromProxyLog reads the proxy's log: "no free ports" errors and the first failed health check.
