@@ -96,7 +96,8 @@ func SampleProcs(service string, pids []int, origin time.Time) (ProcSample, erro
 	uptime := time.Duration(ts.Nano())
 	for _, pid := range pids {
 		start, err := procStart(pid)
-		if errors.Is(err, os.ErrNotExist) {
+		if errors.Is(err, os.ErrNotExist) || errors.Is(err, unix.ESRCH) {
+			// gone: /proc/PID is missing, or the process was reaped between the open and the read
 			continue
 		}
 		if err != nil {
