@@ -39,6 +39,15 @@ type NetnsHost interface {
 	NetnsPath() string
 }
 
+// ImageHost is a host with a filesystem of its own (a container): it runs its image's binaries, so version
+// queries and config checks must run there too, not with the lab's binaries.
+type ImageHost interface {
+	NetnsHost
+	// Run runs a short command inside the host and returns its combined output; argv[0] is looked up in
+	// the image's PATH. A failure is an *ExecError carrying the output.
+	Run(ctx context.Context, argv ...string) (string, error)
+}
+
 // HostSpec describes a host to build.
 type HostSpec struct {
 	Name string

@@ -32,7 +32,7 @@ type Host struct {
 	cleanup *harness.Cleanup
 }
 
-var _ harness.NetnsHost = (*Host)(nil)
+var _ harness.ImageHost = (*Host)(nil)
 
 // Name is the host's name in the topology ("router" for the router).
 func (h *Host) Name() string { return h.name }

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/netip"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -148,6 +149,12 @@ func TestLab(t *testing.T) {
 		if out, err := backend.Run(ctx, "cat", "/etc/hostname"); err != nil || strings.TrimSpace(out) != "backend" {
 			t.Errorf("hostname of backend: %q, %v", out, err)
 		}
+		// The services drivers take their binaries from the image, not from the lab's machine (which has
+		// nginx): the tools image has none, so the driver must say so.
+		_, err = services.NewNginx(client, filepath.Join(env.Dir, "nginx-on-tools"), at(client, 80), nil)
+		if err == nil || !strings.Contains(err.Error(), "not found in the PATH of image "+docker.ToolsImage) {
+			t.Errorf("nginx on the tools image: error %v, want not found in the image", err)
+		}
 	})
 	t.Run("sysctls", func(t *testing.T) {
 		got, err := harness.ReadSysctls(proxy, []string{"net.ipv4.ip_local_port_range", "net.ipv4.ip_forward"})
@@ -205,6 +212,9 @@ func testHAProxy(t *testing.T, ctx context.Context, env *harness.Env, strategy s
 	if err := x.Start(ctx); err != nil {
 		t.Fatal(err)
 	}
+	if want := imageVersion(t, docker.HAProxyImage); x.Version() != want {
+		t.Errorf("haproxy version %q, the image holds %q", x.Version(), want)
+	}
 	for _, pid := range x.PIDs() {
 		if !sameNamespace(t, "mnt", pid, proxy.PID()) {
 			t.Errorf("haproxy pid %d is not in the proxy container's mount namespace", pid)
@@ -238,4 +248,15 @@ func testHAProxy(t *testing.T, ctx context.Context, env *harness.Env, strategy s
 	if n := x.Procs(); n != 1 {
 		t.Errorf("%d haproxy processes 5 s after the last reload, want 1", n)
 	}
+}
+
+// imageVersion is the package version an image of the lab was built from (its faultlab.version label).
+func imageVersion(t *testing.T, image string) string {
+	t.Helper()
+	out, err := exec.Command("docker", "image", "inspect", "-f", `{{index .Config.Labels "faultlab.version"}}`,
+		image).Output()
+	if err != nil {
+		t.Fatalf("inspect %s: %v", image, err)
+	}
+	return strings.TrimSpace(string(out))
 }

@@ -166,7 +166,7 @@ func NewHAProxy(h harness.NetnsHost, dir string, cfg HAProxyConfig) (*HAProxy, e
 	if err != nil {
 		return nil, fmt.Errorf("haproxy %s: %w", cfg.Name, err)
 	}
-	bin, err := findBinary("haproxy", cfg.Options["binary"], haproxyMissing)
+	bin, err := findBinary(h, "haproxy", cfg.Options["binary"], haproxyMissing)
 	if err != nil {
 		return nil, err
 	}
@@ -181,7 +181,7 @@ func NewHAProxy(h harness.NetnsHost, dir string, cfg HAProxyConfig) (*HAProxy, e
 	// exceeds.
 	x.adminSock, x.masterSock = "admin.sock", "master.sock"
 	x.logPath = filepath.Join(x.dir, cfg.Name+".log")
-	if x.version, err = haproxyVersion(bin); err != nil {
+	if x.version, err = haproxyVersion(h, bin); err != nil {
 		return nil, err
 	}
 	data.Version, data.AdminSock = x.version, "unix@"+x.adminSock
@@ -410,8 +410,8 @@ func (x *HAProxy) alive() []*harness.Process {
 var haproxyVersionRe = regexp.MustCompile(`(?i)haproxy version (\S+)`)
 
 // haproxyVersion runs `haproxy -v` and returns e.g. "2.6.12-1+deb12u4".
-func haproxyVersion(bin string) (string, error) {
-	out, err := runOutput(bin, "-v")
+func haproxyVersion(h harness.Host, bin string) (string, error) {
+	out, err := query(h, bin, "-v")
 	if err != nil {
 		return "", err
 	}

@@ -114,11 +114,11 @@ func NewMariaDB(h harness.NetnsHost, dir string, addr netip.AddrPort, opts map[s
 	if err != nil {
 		return nil, fmt.Errorf("mariadb: %w", err)
 	}
-	bin, err := findBinary("mariadbd", opts["binary"], mariadbMissing)
+	bin, err := findBinary(h, "mariadbd", opts["binary"], mariadbMissing)
 	if err != nil {
 		return nil, err
 	}
-	install, err := findBinary("mariadb-install-db", "", installDBMissing)
+	install, err := findBinary(h, "mariadb-install-db", "", installDBMissing)
 	if err != nil {
 		return nil, err
 	}
@@ -126,7 +126,7 @@ func NewMariaDB(h harness.NetnsHost, dir string, addr netip.AddrPort, opts map[s
 	if m.dir, err = prepareDir(dir); err != nil {
 		return nil, err
 	}
-	if m.version, err = mariadbVersion(bin); err != nil {
+	if m.version, err = mariadbVersion(h, bin); err != nil {
 		return nil, err
 	}
 	m.conf, m.dataDir = filepath.Join(m.dir, "my.cnf"), filepath.Join(m.dir, "data")
@@ -299,8 +299,8 @@ func MySQLGreeting(ctx context.Context, h harness.NetnsHost, addr netip.AddrPort
 var mariadbVersionRe = regexp.MustCompile(`Ver (\S+)`)
 
 // mariadbVersion runs `mariadbd --version` and returns e.g. "10.11.19-MariaDB-0+deb12u1".
-func mariadbVersion(bin string) (string, error) {
-	out, err := runOutput(bin, "--version")
+func mariadbVersion(h harness.Host, bin string) (string, error) {
+	out, err := query(h, bin, "--version")
 	if err != nil {
 		return "", err
 	}

@@ -120,7 +120,7 @@ func NewNginx(h harness.NetnsHost, dir string, addr netip.AddrPort, opts map[str
 	if err != nil {
 		return nil, fmt.Errorf("nginx: %w", err)
 	}
-	bin, err := findBinary("nginx", opts["binary"], nginxMissing)
+	bin, err := findBinary(h, "nginx", opts["binary"], nginxMissing)
 	if err != nil {
 		return nil, err
 	}
@@ -128,7 +128,7 @@ func NewNginx(h harness.NetnsHost, dir string, addr netip.AddrPort, opts map[str
 	if n.dir, err = prepareDir(dir); err != nil {
 		return nil, err
 	}
-	if n.version, err = nginxVersion(bin); err != nil {
+	if n.version, err = nginxVersion(h, bin); err != nil {
 		return nil, err
 	}
 	if err := prepareNginxDirs(n.dir); err != nil {
@@ -204,8 +204,8 @@ var (
 
 // nginxVersion runs `nginx -v` (it prints to stderr) and returns e.g. "1.22.1". Tengine prints
 // "Tengine version: Tengine/3.1.0" and, on a second line, the nginx version: the first match is taken.
-func nginxVersion(bin string) (string, error) {
-	out, err := runOutput(bin, "-v")
+func nginxVersion(h harness.Host, bin string) (string, error) {
+	out, err := query(h, bin, "-v")
 	if err != nil {
 		return "", err
 	}

@@ -80,8 +80,15 @@ func (e *binaryError) Unwrap() error {
 }
 
 // findBinary returns the binary named by the "binary" option, or name looked up in PATH and the sbin dirs.
-// hint completes the error message when nothing is found.
-func findBinary(name, option, hint string) (string, error) {
+// hint completes the error message when nothing is found. On an image host (a container) the image's own
+// binary is used: the option as given, or name, which the host looks up in the image's PATH when it runs it.
+func findBinary(h harness.Host, name, option, hint string) (string, error) {
+	if _, ok := h.(harness.ImageHost); ok {
+		if option != "" {
+			return option, nil
+		}
+		return name, nil
+	}
 	if option != "" {
 		fi, err := os.Stat(option)
 		if err != nil || fi.IsDir() || fi.Mode()&0o111 == 0 {
@@ -169,9 +176,12 @@ func prepareDir(dir string) (string, error) {
 	return abs, nil
 }
 
-// runIn runs a short command inside the host's namespace and returns its combined output. A failure is an
-// *harness.ExecError carrying the output.
+// runIn runs a short command inside the host's namespace (on an image host, inside the container, with the
+// image's binaries) and returns its combined output. A failure is an *harness.ExecError carrying the output.
 func runIn(ctx context.Context, h harness.NetnsHost, argv ...string) (string, error) {
+	if ih, ok := h.(harness.ImageHost); ok {
+		return ih.Run(ctx, argv...)
+	}
 	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
 	var out strings.Builder
 	cmd.Stdout, cmd.Stderr = &out, &out
@@ -285,8 +295,22 @@ func nofileHard() int {
 	return int(r.Max)
 }
 
-// runOutput runs a short command in the lab's own namespace (version queries) and returns its combined
-// output; a failure is an *harness.ExecError.
+// queryTimeout bounds a version query.
+const queryTimeout = 30 * time.Second
+
+// query runs a short command that needs no network (a version query) for host h: in the container on an
+// image host, in the lab's own namespace otherwise (same filesystem, no namespace switch).
+func query(h harness.Host, argv ...string) (string, error) {
+	if ih, ok := h.(harness.ImageHost); ok {
+		ctx, cancel := context.WithTimeout(context.Background(), queryTimeout)
+		defer cancel()
+		return ih.Run(ctx, argv...)
+	}
+	return runOutput(argv...)
+}
+
+// runOutput runs a short command in the lab's own namespace and returns its combined output; a failure is an
+// *harness.ExecError.
 func runOutput(argv ...string) (string, error) {
 	cmd := exec.Command(argv[0], argv[1:]...)
 	out, err := cmd.CombinedOutput()

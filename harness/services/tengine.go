@@ -141,10 +141,10 @@ func NewTengine(h harness.NetnsHost, dir string, cfg TengineConfig) (*Tengine, e
 	if err := writeTemplate(t.conf, tengineTemplate, data); err != nil {
 		return nil, fmt.Errorf("tengine %s: %w", cfg.Name, err)
 	}
-	if t.bin, err = findBinary("tengine", cfg.Options["binary"], tengineMissing); err != nil {
+	if t.bin, err = findBinary(h, "tengine", cfg.Options["binary"], tengineMissing); err != nil {
 		return nil, err
 	}
-	if t.version, err = nginxVersion(t.bin); err != nil {
+	if t.version, err = nginxVersion(h, t.bin); err != nil {
 		return nil, err
 	}
 	return t, nil
