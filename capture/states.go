@@ -31,27 +31,27 @@ type StateCounts struct {
 
 func (c *StateCounts) field(state uint8) *int {
 	switch state {
-	case tcpEstablished:
+	case harness.TCPEstablished:
 		return &c.Established
-	case tcpSynSent:
+	case harness.TCPSynSent:
 		return &c.SynSent
-	case tcpSynRecv, tcpNewSynRecv:
+	case harness.TCPSynRecv, harness.TCPNewSynRecv:
 		return &c.SynRecv
-	case tcpFinWait1:
+	case harness.TCPFinWait1:
 		return &c.FinWait1
-	case tcpFinWait2:
+	case harness.TCPFinWait2:
 		return &c.FinWait2
-	case tcpTimeWait:
+	case harness.TCPTimeWait:
 		return &c.TimeWait
-	case tcpClose:
+	case harness.TCPClose:
 		return &c.Close
-	case tcpCloseWait:
+	case harness.TCPCloseWait:
 		return &c.CloseWait
-	case tcpLastAck:
+	case harness.TCPLastAck:
 		return &c.LastAck
-	case tcpListen:
+	case harness.TCPListen:
 		return &c.Listen
-	case tcpClosing:
+	case harness.TCPClosing:
 		return &c.Closing
 	}
 	return nil
@@ -111,7 +111,7 @@ type SocketStates struct {
 	mask   uint32
 	ranges []PortRange
 	origin time.Time
-	diag   *sockDiag
+	diag   *harness.SockDiag
 	stat   *os.File
 	buf    []byte
 }
@@ -137,7 +137,7 @@ func OpenSocketStates(h harness.NetnsHost, cfg StateSampler) (*SocketStates, err
 	}
 	err := inLab(h, "socket states", func() error {
 		var err error
-		if s.diag, err = openSockDiag(); err != nil {
+		if s.diag, err = harness.OpenSockDiag(); err != nil {
 			return err
 		}
 		// /proc/thread-self/net resolves to this thread's namespace when opened, and the open file stays
@@ -173,7 +173,7 @@ func (s *SocketStates) Sample() (StateSample, error) {
 	for i, r := range s.ranges {
 		out.Ports[i].PortRange = r
 	}
-	intr, err := s.diag.dump(s.mask, func(m *diagMsg) { out.add(m) })
+	intr, err := s.diag.Dump(s.mask, out.add)
 	out.Interrupted = intr
 	if err == nil {
 		out.Sockstat, err = s.readSockstat()
@@ -186,23 +186,24 @@ func (s *SocketStates) Sample() (StateSample, error) {
 	return out, nil
 }
 
-func (o *StateSample) add(m *diagMsg) {
-	f := o.States.field(m.state)
+func (o *StateSample) add(m *harness.DiagSocket) {
+	sport := int(m.Local.Port())
+	f := o.States.field(m.State)
 	if f == nil {
 		return
 	}
 	*f++
 	o.Total++
-	if m.inode == 0 && m.timer != 3 { // timer 3 marks a time-wait minisocket
-		switch m.state {
-		case tcpFinWait1, tcpFinWait2, tcpClosing, tcpLastAck:
+	if m.Inode == 0 && m.Timer != 3 { // timer 3 marks a time-wait minisocket
+		switch m.State {
+		case harness.TCPFinWait1, harness.TCPFinWait2, harness.TCPClosing, harness.TCPLastAck:
 			o.Orphans++
 		}
 	}
 	for i := range o.Ports {
-		if p := &o.Ports[i]; int(m.sport) >= p.Lo && int(m.sport) <= p.Hi {
+		if p := &o.Ports[i]; sport >= p.Lo && sport <= p.Hi {
 			p.Total++
-			*p.States.field(m.state)++
+			*p.States.field(m.State)++
 		}
 	}
 }
@@ -243,7 +244,7 @@ func parseSockstat(b []byte) (Sockstat, error) {
 func (s *SocketStates) Close() error {
 	var errs []error
 	if s.diag != nil {
-		errs = append(errs, s.diag.close())
+		errs = append(errs, s.diag.Close())
 	}
 	if s.stat != nil {
 		errs = append(errs, s.stat.Close())

@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/faultlab/faultlab/harness"
 )
 
 func TestParseSockstat(t *testing.T) {
@@ -22,7 +24,7 @@ func TestParseSockstat(t *testing.T) {
 
 func TestStateMask(t *testing.T) {
 	m, err := stateMask([]string{"time_wait", "SYN_RECV"})
-	if err != nil || m != 1<<tcpTimeWait|1<<tcpSynRecv|1<<tcpNewSynRecv {
+	if err != nil || m != 1<<harness.TCPTimeWait|1<<harness.TCPSynRecv|1<<harness.TCPNewSynRecv {
 		t.Errorf("mask %#x, %v", m, err)
 	}
 	if _, err := stateMask([]string{"TIME-WAIT"}); err == nil {
