@@ -42,8 +42,14 @@ func TestExhaustion(t *testing.T) {
 				if e.TimeWaitPeak > 50 {
 					t.Errorf("persistent connections: TIME_WAIT peak %d on the proxy, want no growth (<= 50)", e.TimeWaitPeak)
 				}
-			case e.PredictedFirst > 0 && e.PredictedFirst < dur:
+			case e.PredictedFirst > 0 && time.Duration(float64(e.PredictedFirst)*0.8) < dur:
 				lo, hi := time.Duration(float64(e.PredictedFirst)*0.8), time.Duration(float64(e.PredictedFirst)*1.2)
+				if e.MeasuredFirst == 0 && hi > dur {
+					// the tolerance reaches past the run's end (the long mode's 8 addresses): no failure yet is
+					// as consistent with the budget as one
+					t.Logf("no failure within %s; predicted at %s (+-20%% reaches past the end)", dur, e.PredictedFirst)
+					return
+				}
 				if e.MeasuredFirst < lo || e.MeasuredFirst > hi {
 					t.Errorf("first failure at %s, predicted %s (+-20%%: %s..%s)", e.MeasuredFirst, e.PredictedFirst, lo, hi)
 				}
