@@ -5,7 +5,8 @@ GO ?= go
 # Debian packages the lab drives (real daemons, real kernel tools used as cross-checks in tests).
 DEB_PKGS := haproxy nginx-light mariadb-server iproute2 nftables iptables tcpdump libpcap-dev tshark mmdebstrap
 # One package binary at a time: the scenarios measure rates on 2 cores and must not share them with other tests.
-TEST_FLAGS ?= -p 1 -timeout 60m
+# -count=1: never a cached result; the privileged tests measure the machine and the installed daemons.
+TEST_FLAGS ?= -p 1 -count=1 -timeout 60m
 VERSION := $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X github.com/faultlab/faultlab/harness/runner.Version=$(VERSION)
 
