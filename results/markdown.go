@@ -26,6 +26,7 @@ than the baseline (unit: window). Latencies are over successful attempts, measur
 func Markdown(w io.Writer, r *Report, baseline string) error {
 	var b strings.Builder
 	mdHeader(&b, r)
+	mdBehind(&b, r)
 	mdTable(&b, r, baseline)
 	mdNotes(&b, r)
 	mdVerdicts(&b, r)
@@ -165,6 +166,9 @@ func mdNotes(b *strings.Builder, r *Report) {
 		if c.Reps > 1 {
 			parts = append(parts, fmt.Sprintf("%d repetitions", c.Reps))
 		}
+		for _, l := range c.Load {
+			parts = append(parts, l.String())
+		}
 		parts = append(parts, c.Notes...)
 		if len(parts) > 0 {
 			lines = append(lines, fmt.Sprintf("- **%s**: %s\n", c.Name, strings.Join(parts, "; ")))
@@ -172,6 +176,15 @@ func mdNotes(b *strings.Builder, r *Report) {
 	}
 	if len(lines) > 0 {
 		b.WriteString("\nCells:\n" + strings.Join(lines, ""))
+	}
+}
+
+// mdBehind warns, above the table, of cells whose load generator fell behind.
+func mdBehind(b *strings.Builder, r *Report) {
+	for _, c := range r.Cells {
+		if s := c.Behind(); s != "" {
+			fmt.Fprintf(b, "**WARNING, cell %s**: %s.\n\n", c.Name, s)
+		}
 	}
 }
 

@@ -35,6 +35,51 @@ type CellReport struct {
 	Notes       []string   `json:"notes,omitempty"`
 	// Probes holds the probes' analyses (captures: totals, RSTs by sender, per-connection summary).
 	Probes map[string]any `json:"probes,omitempty"`
+	// Load is what the load generator achieved, one entry per repetition.
+	Load []LoadReport `json:"load,omitempty"`
+}
+
+// LoadReport is what the load generator achieved in one repetition of a cell.
+type LoadReport struct {
+	Target   float64       `json:"target_per_s"`
+	Achieved float64       `json:"achieved_per_s"` // attempts that really started, per second of the window
+	LagP50   time.Duration `json:"lag_p50_ns"`     // start - intended start
+	LagP99   time.Duration `json:"lag_p99_ns"`
+	LagMax   time.Duration `json:"lag_max_ns"`
+}
+
+// The limits within which an open-loop measurement holds: the generator started nearly every attempt when
+// it meant to. Beyond them the cell measures a machine that could not drive the workload (2 cores shared by
+// the client, the proxy, the backends and the probes), not only the proxy.
+const (
+	MinAchievedShare = 0.95
+	MaxLagP99        = 500 * time.Millisecond
+)
+
+// Behind says in plain words how the load generator fell behind its offered rate; "" when it kept up.
+func (l LoadReport) Behind() string {
+	if l.Target <= 0 || (l.Achieved >= MinAchievedShare*l.Target && l.LagP99 <= MaxLagP99) {
+		return ""
+	}
+	return fmt.Sprintf("the load generator fell behind: %.0f of %.0f attempts/s started (%.0f%%), "+
+		"lag p99 %s, max %s (limits: %.0f%%, p99 %s): this machine could not drive the workload, so the cell "+
+		"measures an overloaded lab, not only the proxy", l.Achieved, l.Target, 100*l.Achieved/l.Target,
+		l.LagP99.Round(time.Millisecond), l.LagMax.Round(time.Millisecond), 100*MinAchievedShare, MaxLagP99)
+}
+
+func (l LoadReport) String() string {
+	return fmt.Sprintf("load: %.0f of %.0f attempts/s, lag p50 %s p99 %s max %s", l.Achieved, l.Target,
+		l.LagP50.Round(time.Microsecond), l.LagP99.Round(time.Microsecond), l.LagMax.Round(time.Microsecond))
+}
+
+// Behind is the first repetition's LoadReport.Behind that is not empty.
+func (c *CellReport) Behind() string {
+	for _, l := range c.Load {
+		if s := l.Behind(); s != "" {
+			return s
+		}
+	}
+	return ""
 }
 
 // Cell returns the named cell, or nil.

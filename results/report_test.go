@@ -55,6 +55,11 @@ func sampleReport() *Report {
 	}
 	r.Cells[1].Strategy, r.Cells[2].Strategy, r.Cells[2].Mitigations = "sf", "x", []string{"expose-fd listeners"}
 	r.Cells[3].Notes = []string{"SYN-drop window 200ms"}
+	for i := range r.Cells {
+		r.Cells[i].Load = []LoadReport{{Target: 400, Achieved: 400, LagP50: 80 * time.Microsecond,
+			LagP99: 4 * time.Millisecond, LagMax: 12 * time.Millisecond}}
+	}
+	r.Cells[3].Load[0].Achieved, r.Cells[3].Load[0].LagP99, r.Cells[3].Load[0].LagMax = 310, 2*time.Second, 3*time.Second
 	r.Comparisons = CompareAll([]*CellStats{cells["legacy"], cells["xmw"], cells["syndrop"]}, "legacy")
 	return r
 }
@@ -129,5 +134,27 @@ func TestReadReportErrors(t *testing.T) {
 				t.Errorf("ReadReport error %v, want it to contain %q", err, tc.want)
 			}
 		})
+	}
+}
+
+// TestLoadBehind checks the limits within which the open-loop measurement holds: 95% of the rate started,
+// pacer lag p99 at most 500 ms; either one broken is reported, in words that name the numbers.
+func TestLoadBehind(t *testing.T) {
+	ok := LoadReport{Target: 1000, Achieved: 950, LagP99: 500 * time.Millisecond}
+	if s := ok.Behind(); s != "" {
+		t.Errorf("at the limits: %q, want none", s)
+	}
+	slow := ok
+	slow.Achieved = 949
+	late := ok
+	late.LagP99 = 501 * time.Millisecond
+	for _, l := range []LoadReport{slow, late} {
+		if s := l.Behind(); !strings.Contains(s, "fell behind") || !strings.Contains(s, " of 1000 attempts/s") {
+			t.Errorf("%+v: %q", l, s)
+		}
+	}
+	c := CellReport{Load: []LoadReport{ok, late}}
+	if c.Behind() != late.Behind() {
+		t.Errorf("cell: %q, want the late repetition's", c.Behind())
 	}
 }

@@ -91,6 +91,9 @@ func (r *Runner) cellReport(name string, outs []*CellOutput) results.CellReport 
 			cr.Probes[fmt.Sprintf("rep%d/%s", o.Cell.Rep, k)] = v
 		}
 		dur = o.Cell.Scenario.Workload.Duration
+		l := o.Load
+		cr.Load = append(cr.Load, results.LoadReport{Target: l.Target, Achieved: l.Achieved, LagP50: l.LagP50,
+			LagP99: l.LagP99, LagMax: l.LagMax})
 	}
 	cr.Stats = results.Summarize(name, recs, reloads, results.SummaryOptions{
 		Window: results.WindowOptions{End: dur}, Seed: uint64(r.Scenario.Seed)})
