@@ -32,8 +32,10 @@ type namespace struct {
 
 // createNamespace creates the named namespace the way `ip netns add` does: an empty file in NetnsDir, a
 // thread that unshares its network namespace and bind-mounts /proc/thread-self/ns/net onto the file, then
-// goes back to the lab's namespace. Its teardown is registered on c as soon as the file exists.
-func createNamespace(c *harness.Cleanup, name string) (*namespace, error) {
+// goes back to the lab's namespace. Its teardown is registered on c as soon as the file exists. With a
+// parent (a namespace's path), the thread unshares from inside it, so the new namespace takes the parent's
+// net.ipv4.tcp_child_ehash_entries (read from the creating thread's namespace).
+func createNamespace(c *harness.Cleanup, name, parent string) (*namespace, error) {
 	if err := os.MkdirAll(NetnsDir, 0o755); err != nil {
 		return nil, fmt.Errorf("create netns %s: %w", name, err)
 	}
@@ -45,6 +47,17 @@ func createNamespace(c *harness.Cleanup, name string) (*namespace, error) {
 	f.Close()
 	c.Add("netns "+name, ns.destroy)
 	err = harness.OnLockedThread(func() error {
+		if parent != "" {
+			fd, err := unix.Open(parent, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+			if err != nil {
+				return fmt.Errorf("open parent netns: %w", err)
+			}
+			err = unix.Setns(fd, unix.CLONE_NEWNET)
+			unix.Close(fd)
+			if err != nil {
+				return fmt.Errorf("enter parent netns: %w", err)
+			}
+		}
 		if err := unix.Unshare(unix.CLONE_NEWNET); err != nil {
 			return fmt.Errorf("unshare: %w", err)
 		}

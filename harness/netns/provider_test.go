@@ -139,6 +139,17 @@ func TestBuildTopology(t *testing.T) {
 	if err != nil || got["net.ipv4.ip_local_port_range"] != "20000 20999" {
 		t.Errorf("proxy port range: %v %v", got, err)
 	}
+	// Each host has a socket hash of its own (Linux 6.1+; tcp_ehash_entries is negative for a namespace
+	// that shares the root's), so a socket dump in one host does not walk the others' sockets.
+	if _, err := os.Stat("/proc/sys/net/ipv4/tcp_ehash_entries"); err == nil {
+		for _, name := range []string{"client", "proxy", "backend"} {
+			got, err := harness.ReadSysctls(netnsHost(t, env, name), []string{"net.ipv4.tcp_ehash_entries"})
+			if err != nil || got["net.ipv4.tcp_ehash_entries"] != netns.ChildEhashEntries {
+				t.Errorf("%s: tcp_ehash_entries %v (%v), want its own %s buckets", name, got, err,
+					netns.ChildEhashEntries)
+			}
+		}
+	}
 }
 
 // TestReachability connects client -> backend and proxy (second address) -> backend through the router.
