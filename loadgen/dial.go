@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -66,8 +67,14 @@ type Dialer struct {
 	// Bind is an optional source address. When set, the socket gets IP_BIND_ADDRESS_NO_PORT and is bound to it,
 	// so the kernel still picks the source port at connect time (per destination, not per bind).
 	Bind netip.Addr
+	// Sources, when not empty, replaces Bind: each connection is bound the same way to the next address in
+	// turn, so a client host with several addresses has a whole port range per address (a client that
+	// closes first keeps its TIME_WAIT sockets, one per port and address, for 60 s).
+	Sources []netip.Addr
 	// Timeout bounds connect; zero means only the context's deadline applies.
 	Timeout time.Duration
+
+	next atomic.Uint64 // the next of Sources
 }
 
 // aLongTimeAgo is a deadline in the past, used to wake a waiting poller.
@@ -135,8 +142,12 @@ func (d *Dialer) connect(dst netip.AddrPort) (int, error) {
 	if err != nil {
 		return -1, attemptError(results.PhaseConnect, fmt.Errorf("socket: %w", err))
 	}
-	if d.Bind.IsValid() {
-		if err := bindNoPort(fd, family, d.Bind); err != nil {
+	src := d.Bind
+	if n := uint64(len(d.Sources)); n > 0 {
+		src = d.Sources[(d.next.Add(1)-1)%n]
+	}
+	if src.IsValid() {
+		if err := bindNoPort(fd, family, src); err != nil {
 			unix.Close(fd)
 			return -1, attemptError(results.PhaseConnect, err)
 		}

@@ -31,6 +31,22 @@ func TestDial(t *testing.T) {
 			t.Errorf("remote %s, want %s", c.RemoteAddrPort(), dst)
 		}
 	})
+	t.Run("sources", func(t *testing.T) {
+		remote := make(chan netip.AddrPort, 4)
+		dst := serve(t, func(c *net.TCPConn) { remote <- c.RemoteAddr().(*net.TCPAddr).AddrPort() })
+		srcs := []netip.Addr{netip.MustParseAddr("127.0.0.2"), netip.MustParseAddr("127.0.0.3")}
+		d := &Dialer{Socket: LocalSocket, Bind: netip.MustParseAddr("127.0.0.4"), Sources: srcs}
+		for i := range 4 {
+			c, err := d.Dial(t.Context(), dst)
+			if err != nil {
+				t.Fatalf("dial %d: %v", i, err)
+			}
+			if got := <-remote; got.Addr() != srcs[i%2] {
+				t.Errorf("connection %d came from %s, want %s", i, got, srcs[i%2])
+			}
+			c.Close()
+		}
+	})
 	t.Run("bind", func(t *testing.T) {
 		remote := make(chan netip.AddrPort, 1)
 		dst := serve(t, func(c *net.TCPConn) { remote <- c.RemoteAddr().(*net.TCPAddr).AddrPort() })

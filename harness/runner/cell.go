@@ -169,6 +169,9 @@ func (c *cellRun) drive(ctx context.Context) (loadgen.Summary, error) {
 		Warmup: w.Warmup, Timeout: w.Timeout, Target: c.addr[w.Target], Seed: c.cell.Seed, Epoch: epoch,
 		Stats: c.r.stats(c.cell)}
 	d := &loadgen.Dialer{Socket: sf.Socket, Timeout: w.Timeout}
+	if addrs := c.env.Hosts[w.From].Addrs(); len(addrs) > 1 {
+		d.Sources = addrs // a client host with several addresses uses them in turn
+	}
 	wl, closeWorkload, err := workload(w)
 	if err != nil {
 		stopStorm()
