@@ -46,18 +46,11 @@ func createNamespace(c *harness.Cleanup, name, parent string) (*namespace, error
 	}
 	f.Close()
 	c.Add("netns "+name, ns.destroy)
-	err = harness.OnLockedThread(func() error {
-		if parent != "" {
-			fd, err := unix.Open(parent, unix.O_RDONLY|unix.O_CLOEXEC, 0)
-			if err != nil {
-				return fmt.Errorf("open parent netns: %w", err)
-			}
-			err = unix.Setns(fd, unix.CLONE_NEWNET)
-			unix.Close(fd)
-			if err != nil {
-				return fmt.Errorf("enter parent netns: %w", err)
-			}
-		}
+	onThread := harness.OnLockedThread
+	if parent != "" {
+		onThread = func(fn func() error) error { return harness.DoIn(parent, fn) }
+	}
+	err = onThread(func() error {
 		if err := unix.Unshare(unix.CLONE_NEWNET); err != nil {
 			return fmt.Errorf("unshare: %w", err)
 		}

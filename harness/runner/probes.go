@@ -100,9 +100,8 @@ func (c *cellRun) analyseCaptures(epoch time.Time) {
 	c.probes = map[string]any{}
 	for _, l := range p.Capture {
 		name := l.Host + "-" + l.Iface
-		host := l.Host
-		res, err := capture.AnalyseFile(filepath.Join(c.dir, name+".pcap"),
-			capture.Options{Roles: c.roles(), Origin: epoch, OnConn: func(cn capture.Conn) { c.noteServerConn(host, epoch, cn) }})
+		res, err := capture.AnalyseFile(filepath.Join(c.dir, name+".pcap"), capture.Options{Roles: c.roles(),
+			Origin: epoch, OnConn: func(cn capture.Conn) { c.noteServerConn(l.Host, epoch, cn) }})
 		if err != nil {
 			c.notes = append(c.notes, fmt.Sprintf("capture %s: analysis failed: %v", name, err))
 			continue
