@@ -5,13 +5,15 @@ import (
 	"os/exec"
 	"path/filepath"
 	"testing"
+
+	"github.com/faultlab/faultlab/harness/testutil"
 )
 
 // TestFixturesMatchTshark checks the analyser's zero-window, window-full, retransmitted-SYN and RST counts
 // against Wireshark's own analysis of the committed captures.
 func TestFixturesMatchTshark(t *testing.T) {
 	if _, err := exec.LookPath("tshark"); err != nil {
-		t.Skip("tshark not installed (make deps installs it)")
+		testutil.SkipMissing(t, "tshark not installed (make deps installs it)")
 	}
 	filters := []struct {
 		name, filter string

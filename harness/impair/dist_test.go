@@ -1,6 +1,7 @@
 package impair
 
 import (
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"os"
@@ -8,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/faultlab/faultlab/harness/testutil"
 )
 
 // readDist reads an iproute2 .dist file, or skips when iproute2's tables are not installed.
@@ -33,7 +36,7 @@ func readDist(t *testing.T, name string) []int16 {
 		}
 		return out
 	}
-	t.Skipf("iproute2's %s.dist is not installed", name)
+	testutil.SkipMissing(t, fmt.Sprintf("iproute2's %s.dist is not installed (make deps installs iproute2)", name))
 	return nil
 }
 

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/faultlab/faultlab/harness"
+	"github.com/faultlab/faultlab/harness/testutil"
 )
 
 var (
@@ -60,7 +61,7 @@ func TestHAProxyConfigText(t *testing.T) {
 				"check_inter": "500ms", "nbthread": "2", "global": "tune.bufsize 16384\nhard-stop-after 5s"}))
 			if err != nil {
 				if errors.Is(err, harness.ErrUnsupported) {
-					t.Skip(err)
+					testutil.SkipMissing(t, err)
 				}
 				t.Fatal(err)
 			}

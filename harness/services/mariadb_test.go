@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/faultlab/faultlab/harness"
+	"github.com/faultlab/faultlab/harness/testutil"
 	"github.com/faultlab/faultlab/loadgen"
 	"github.com/faultlab/faultlab/results"
 )
@@ -37,7 +38,7 @@ func TestMariaDBConfig(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			m, err := NewMariaDB(nil, t.TempDir(), testMariaDBAddr, tt.opts)
 			if errors.Is(err, harness.ErrUnsupported) {
-				t.Skip(err)
+				testutil.SkipMissing(t, err)
 			}
 			if tt.name == "defaults" || tt.name == "options" {
 				if err != nil {
@@ -189,7 +190,7 @@ func TestHAProxyMySQLConfig(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			x, err := NewHAProxy(nil, t.TempDir(), tt.cfg)
 			if errors.Is(err, harness.ErrUnsupported) {
-				t.Skip(err)
+				testutil.SkipMissing(t, err)
 			}
 			if tt.bad {
 				for _, w := range tt.want {

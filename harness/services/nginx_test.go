@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/faultlab/faultlab/harness/testutil"
 )
 
 func TestNginxOptions(t *testing.T) {
@@ -30,7 +32,7 @@ func TestNginxOptions(t *testing.T) {
 			_, err := NewNginx(nil, t.TempDir(), addr, tt.opts)
 			if tt.want == "" && err != nil {
 				if strings.Contains(err.Error(), "not found in PATH") {
-					t.Skip(err)
+					testutil.SkipMissing(t, err)
 				}
 				t.Fatal(err)
 			}
@@ -45,7 +47,7 @@ func TestNginxConfig(t *testing.T) {
 	dir := t.TempDir()
 	n, err := NewNginx(nil, dir, netip.MustParseAddrPort("198.18.2.2:80"), map[string]string{"body_size": "70000"})
 	if err != nil {
-		t.Skip(err)
+		testutil.SkipMissing(t, err)
 	}
 	b, err := os.ReadFile(n.ConfigPath())
 	if err != nil {
