@@ -10,7 +10,7 @@ TEST_FLAGS ?= -p 1 -count=1 -timeout 60m
 VERSION := $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X github.com/faultlab/faultlab/harness/runner.Version=$(VERSION)
 
-.PHONY: all deps build reload test test-images test-short bench clean lab-clean
+.PHONY: all deps build reload test test-images test-short bench bench-memory fuzz clean lab-clean
 all: build
 
 include Makefile.images
@@ -48,6 +48,17 @@ test-short:
 ## bench: benchmarks (rates, setup times, engine accuracy)
 bench: deps
 	$(GO) test -p 1 -run '^$$' -bench . -benchtime 1x ./...
+
+## bench-memory: peak RSS of a run at 100,000 and 1,000,000 attempts (memory flat in run length)
+bench-memory: deps build
+	bash bench/memory.sh
+
+## fuzz: the nightly fuzzing campaign: the scenario parser and the pcap analyser, FUZZTIME each (default 10m);
+## new crashers land in the packages' testdata/fuzz directories, which are kept as regression seeds
+FUZZTIME ?= 10m
+fuzz:
+	$(GO) test ./harness/spec -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./capture -run '^$$' -fuzz '^FuzzAnalyse$$' -fuzztime $(FUZZTIME)
 
 ## lab-clean: remove what crashed runs left (namespaces, processes)
 lab-clean: build

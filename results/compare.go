@@ -66,14 +66,15 @@ func CompareAll(cells []*CellStats, baseline string) []Comparison {
 	return out
 }
 
-// Expectation is one claim about the results. Its fields match spec.Expectation, which converts to it.
+// Expectation is one claim about the results. Its fields match spec.Expectation, which converts to it (a
+// conversion ignores the tags); the JSON tags are those of run.json.
 type Expectation struct {
-	Cell              string        `yaml:"cell"`
-	Failures          string        `yaml:"failures"` // "some" or "none"
-	BetterThan        string        `yaml:"better_than"`
-	FewerResetsThan   string        `yaml:"fewer_resets_than"`
-	ConnectP99AtLeast time.Duration `yaml:"connect_p99_at_least"`
-	Alpha             float64       `yaml:"alpha"` // default 0.01
+	Cell              string        `yaml:"cell" json:"cell"`
+	Failures          string        `yaml:"failures" json:"failures,omitempty"` // "some" or "none"
+	BetterThan        string        `yaml:"better_than" json:"better_than,omitempty"`
+	FewerResetsThan   string        `yaml:"fewer_resets_than" json:"fewer_resets_than,omitempty"`
+	ConnectP99AtLeast time.Duration `yaml:"connect_p99_at_least" json:"connect_p99_at_least_ns,omitempty"`
+	Alpha             float64       `yaml:"alpha" json:"alpha,omitempty"` // default 0.01
 }
 
 // Verdict is the outcome of checking one claim.
@@ -195,8 +196,8 @@ func checkResets(e Expectation, a, b *CellStats) Verdict {
 
 func checkConnectP99(e Expectation, a *CellStats) Verdict {
 	v := Verdict{Claim: fmt.Sprintf("%s's p99 connect time is at least %s", e.Cell, e.ConnectP99AtLeast),
-		FalseAlarm: "an observed nearest-rank quantile compared with a threshold, not a test: no false-alarm " +
-			"rate from sampling is computed; see docs"}
+		FalseAlarm: "an observed quantile (histogram estimate within 0.4% of the nearest-rank value) compared " +
+			"with a threshold, not a test: no false-alarm rate from sampling is computed; see docs"}
 	if a == nil {
 		return v
 	}
@@ -228,7 +229,7 @@ func badUnit(a *CellStats) string {
 		return "bad reloads"
 	}
 	if a.WindowKind == WindowFixed {
-		return "bad " + fmtDur(a.WindowWidth) + " windows"
+		return "bad " + widthText(a.WindowWidth) + " windows"
 	}
 	return "bad windows"
 }

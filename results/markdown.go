@@ -10,27 +10,21 @@ import (
 	"time"
 )
 
-const howToRead = `How to read this: the failure rate's 95% interval respects clustering: whole reload windows
-(attempts assigned to the nearest reload; fixed 1 s slices without reloads) are resampled, percentile
-bootstrap, B=2000, seeded. † marks a cell with zero failures, where that bootstrap degenerates: its upper bound
-is the per-connection Clopper-Pearson bound, which ignores clustering. The per-connection Wilson interval (in
-the JSON report) ignores clustering and is too narrow when failures come in bursts. "Bad reloads" are windows
-with at least one failure, with a Clopper-Pearson exact 95% interval on their fraction; ‡ marks fixed windows
-(no reloads). "p vs" is the one-sided Fisher exact test that the cell has a smaller fraction of bad windows
-than the baseline (unit: window). Latencies are over successful attempts, measured from the intended start
-(pacer lag included), nearest-rank quantiles.`
-
-// Markdown renders the report as Markdown: a header, one table row per cell, the cells' notes, the verdicts and
-// a footnote on the methods. It reads well in a terminal too. baseline names the cell the p-values compare
-// with; the column is left out when it is empty or not a cell of the report.
-func Markdown(w io.Writer, r *Report, baseline string) error {
+// Markdown renders the report as Markdown: a header, one table row per cell, one small table per analysis that
+// has columns, the cells' notes, the verdicts and a footnote on the methods. It reads well in a terminal too.
+// "Tables follow the scenario": the reload columns appear only when a reload storm ran in some cell (Storm, or
+// reloads recorded); otherwise the clustering unit is the fixed window and the table says so. The "p vs"
+// column compares with r.Reference, and is left out when that is empty or not a cell of the report.
+func Markdown(w io.Writer, r *Report) error {
 	var b strings.Builder
+	t := newMDTable(r)
 	mdHeader(&b, r)
 	mdBehind(&b, r)
-	mdTable(&b, r, baseline)
+	t.write(&b, r)
+	mdAnalyses(&b, r)
 	mdNotes(&b, r)
 	mdVerdicts(&b, r)
-	b.WriteString("\n" + howToRead + "\n")
+	b.WriteString("\n" + wrap(t.howToRead(), 110) + "\n")
 	if _, err := io.WriteString(w, b.String()); err != nil {
 		return fmt.Errorf("write markdown: %w", err)
 	}
@@ -39,9 +33,15 @@ func Markdown(w io.Writer, r *Report, baseline string) error {
 
 func mdHeader(b *strings.Builder, r *Report) {
 	fmt.Fprintf(b, "# faultlab: %s\n\n", r.Scenario)
-	if !r.Started.IsZero() {
-		fmt.Fprintf(b, "Started %s, finished %s (%s).\n\n", r.Started.UTC().Format("2006-01-02 15:04:05Z"),
-			r.Finished.UTC().Format("2006-01-02 15:04:05Z"), r.Finished.Sub(r.Started).Round(1e9))
+	const stamp = "2006-01-02 15:04:05Z"
+	switch {
+	case r.Started.IsZero():
+	case r.Finished.IsZero():
+		fmt.Fprintf(b, "Started %s, not finished (the run was killed, or is still running).\n\n",
+			r.Started.UTC().Format(stamp))
+	default:
+		fmt.Fprintf(b, "Started %s, finished %s (%s).\n\n", r.Started.UTC().Format(stamp),
+			r.Finished.UTC().Format(stamp), r.Finished.Sub(r.Started).Round(time.Second))
 	}
 	if len(r.Env) == 0 {
 		return
@@ -65,35 +65,6 @@ func envValue(v any) string {
 	return string(j)
 }
 
-func mdTable(b *strings.Builder, r *Report, baseline string) {
-	stats := r.StatsByCell()
-	base := stats[baseline]
-	cols := []string{"cell", "attempts", "failed", "failure rate % (95% CI, clustered)", "resets", "timeouts",
-		"reloads", "bad reloads (95% CI, %)", "max fail/bad reload", "connect p50", "connect p99", "total p99"}
-	if base != nil {
-		cols = append(cols, "p vs "+baseline)
-	}
-	b.WriteString("| " + strings.Join(cols, " | ") + " |\n|---|")
-	b.WriteString(strings.Repeat("---:|", len(cols)-1) + "\n")
-	for _, c := range r.Cells {
-		row := append([]string{mdEscape(c.Name)}, statCols(c.Stats)...)
-		if base != nil {
-			row = append(row, pCol(c.Stats, base))
-		}
-		b.WriteString("| " + strings.Join(row, " | ") + " |\n")
-	}
-}
-
-// statCols renders a cell's statistics columns (dashes when it has none).
-func statCols(s *CellStats) []string {
-	if s == nil {
-		return slices.Repeat([]string{"–"}, 11)
-	}
-	return []string{commas(s.Attempts), commas(s.Failures), rateCol(s), commas(s.Resets), commas(s.Timeouts),
-		reloadsCol(s), badCol(s), maxCol(s), durCol(s.Connect.N, s.Connect.P50),
-		durCol(s.Connect.N, s.Connect.P99), durCol(s.Total.N, s.Total.P99)}
-}
-
 func rateCol(s *CellStats) string {
 	if s.Attempts == 0 {
 		return "–"
@@ -112,16 +83,17 @@ func reloadsCol(s *CellStats) string {
 	return commas(s.Reloads)
 }
 
-func badCol(s *CellStats) string {
+// badCol renders the bad windows and their interval; mark adds ‡ to windows that are not reload windows.
+func badCol(s *CellStats, mark bool) string {
 	if s.Windows == 0 {
 		return "–"
 	}
-	mark := ""
-	if s.WindowKind != WindowReload {
-		mark = " ‡"
+	m := ""
+	if mark && s.WindowKind != WindowReload {
+		m = " ‡"
 	}
 	return fmt.Sprintf("%s/%s [%s, %s]%s", commas(s.BadWindows), commas(s.Windows), pct(s.BadWindowCI.Lo),
-		pct(s.BadWindowCI.Hi), mark)
+		pct(s.BadWindowCI.Hi), m)
 }
 
 func maxCol(s *CellStats) string {
@@ -136,16 +108,6 @@ func durCol(n int, d time.Duration) string {
 		return "–"
 	}
 	return fmtDur(d)
-}
-
-func pCol(s, base *CellStats) string {
-	switch {
-	case s == nil:
-		return "–"
-	case s == base:
-		return "(baseline)"
-	}
-	return fmtP(Compare(s, base).PValue)
 }
 
 // pct formats a proportion as a percentage (no sign) with three significant digits.

@@ -1,6 +1,7 @@
 package results
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -18,6 +19,8 @@ type Report struct {
 	Scenario string    `json:"scenario"`
 	Started  time.Time `json:"started"`
 	Finished time.Time `json:"finished"`
+	// Reference is the cell the others are compared with ("" for none).
+	Reference string `json:"reference,omitempty"`
 	// Env is free-form from the runner: kernel, provider, versions, engine, sysctls.
 	Env         map[string]any `json:"env,omitempty"`
 	Cells       []CellReport   `json:"cells"`
@@ -27,14 +30,17 @@ type Report struct {
 
 // CellReport is one cell of the matrix and its statistics.
 type CellReport struct {
-	Name        string     `json:"name"`
-	Reps        int        `json:"reps"`
-	Strategy    string     `json:"strategy,omitempty"`
-	Mitigations []string   `json:"mitigations,omitempty"`
-	Stats       *CellStats `json:"stats"`
-	Notes       []string   `json:"notes,omitempty"`
-	// Probes holds the probes' analyses (captures: totals, RSTs by sender, per-connection summary).
-	Probes map[string]any `json:"probes,omitempty"`
+	Name        string   `json:"name"`
+	Reps        int      `json:"reps"`
+	Strategy    string   `json:"strategy,omitempty"`
+	Mitigations []string `json:"mitigations,omitempty"`
+	// Storm says a reload storm ran in some repetition: the reload columns apply.
+	Storm bool       `json:"storm"`
+	Stats *CellStats `json:"stats"`
+	// Notes are the repetitions' notes in order, then each analysis's summary line.
+	Notes []string `json:"notes,omitempty"`
+	// Analyses are what the analyses (and built-in probes) said about each repetition; see Analysis.
+	Analyses []AnalysisResult `json:"analyses,omitempty"`
 	// Load is what the load generator achieved, one entry per repetition.
 	Load []LoadReport `json:"load,omitempty"`
 }
@@ -82,6 +88,24 @@ func (c *CellReport) Behind() string {
 	return ""
 }
 
+// ErrNoAnalysis is returned by CellReport.Analysis when the cell has no such result.
+var ErrNoAnalysis = errors.New("no such analysis")
+
+// Analysis decodes the result of the named analysis for repetition rep into v (a pointer to the analysis's
+// result type). It returns an error wrapping ErrNoAnalysis when the cell has none.
+func (c *CellReport) Analysis(name string, rep int, v any) error {
+	for _, a := range c.Analyses {
+		if a.Name != name || a.Rep != rep {
+			continue
+		}
+		if err := json.Unmarshal(a.Result, v); err != nil {
+			return fmt.Errorf("decode analysis %s of cell %s rep %d: %w", name, c.Name, rep, err)
+		}
+		return nil
+	}
+	return fmt.Errorf("cell %s rep %d: analysis %s: %w", c.Name, rep, name, ErrNoAnalysis)
+}
+
 // Cell returns the named cell, or nil.
 func (r *Report) Cell(name string) *CellReport {
 	for i := range r.Cells {
@@ -103,29 +127,35 @@ func (r *Report) StatsByCell() map[string]*CellStats {
 	return m
 }
 
-// WriteJSON writes the report as indented JSON, atomically (a temporary file renamed over path). An empty
-// Schema is set to the current one.
+// WriteJSON writes the report as indented JSON (as the "json" renderer does), atomically (a temporary file
+// renamed over path). An empty Schema is set to the current one.
 func (r *Report) WriteJSON(path string) error {
 	if r.Schema == "" {
 		r.Schema = Schema
 	}
-	b, err := json.MarshalIndent(r, "", "  ")
-	if err != nil {
-		return fmt.Errorf("encode report: %w", err)
+	var buf bytes.Buffer
+	if err := JSON(&buf, r); err != nil {
+		return err
 	}
-	tmp, err := os.CreateTemp(filepath.Dir(path), filepath.Base(path)+".*.tmp")
-	if err != nil {
-		return fmt.Errorf("write report: %w", err)
-	}
-	defer os.Remove(tmp.Name()) // fails harmlessly once renamed
-	_, werr := tmp.Write(append(b, '\n'))
-	if err := errors.Join(werr, tmp.Chmod(0o644), tmp.Close()); err != nil {
-		return fmt.Errorf("write report %s: %w", path, err)
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
+	if err := writeFileAtomic(path, buf.Bytes()); err != nil {
 		return fmt.Errorf("write report: %w", err)
 	}
 	return nil
+}
+
+// writeFileAtomic writes data to a temporary file in path's directory and renames it over path, so a reader
+// sees the old file or the new one, never a part. Errors name the path.
+func writeFileAtomic(path string, data []byte) error {
+	tmp, err := os.CreateTemp(filepath.Dir(path), filepath.Base(path)+".*.tmp")
+	if err != nil {
+		return err // names the pattern and directory
+	}
+	defer os.Remove(tmp.Name()) // fails harmlessly once renamed
+	_, werr := tmp.Write(data)
+	if err := errors.Join(werr, tmp.Chmod(0o644), tmp.Close()); err != nil {
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	return os.Rename(tmp.Name(), path) // a *LinkError names both paths
 }
 
 // ReadReport reads a report written by WriteJSON.

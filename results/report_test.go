@@ -2,6 +2,7 @@ package results
 
 import (
 	"bytes"
+	"encoding/json"
 	"flag"
 	"os"
 	"path/filepath"
@@ -44,7 +45,7 @@ func sampleReport() *Report {
 	exps := []Expectation{{Cell: "legacy", Failures: "some"}, {Cell: "xmw", Failures: "none"},
 		{Cell: "xmw", BetterThan: "legacy"}, {Cell: "syndrop", ConnectP99AtLeast: time.Second},
 		{Cell: "missing", Failures: "none"}}
-	r := &Report{Schema: Schema, Scenario: "reload-storm",
+	r := &Report{Schema: Schema, Scenario: "reload-storm", Reference: "legacy",
 		Started:  time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC),
 		Finished: time.Date(2025, 3, 1, 12, 1, 30, 0, time.UTC),
 		Env: map[string]any{"kernel": "6.18.0", "engine": "nfqueue", "versions": map[string]any{"haproxy": "2.6.12"},
@@ -55,6 +56,14 @@ func sampleReport() *Report {
 	}
 	r.Cells[1].Strategy, r.Cells[2].Strategy, r.Cells[2].Mitigations = "sf", "x", []string{"expose-fd listeners"}
 	r.Cells[3].Notes = []string{"SYN-drop window 200ms"}
+	for i := 1; i < 4; i++ {
+		r.Cells[i].Storm = true
+	}
+	r.Cells[1].Analyses = []AnalysisResult{{Name: "capture/proxy-eth0", Columns: []Column{{"RSTs", "471"},
+		{"SYNs", "10,000"}}, Result: json.RawMessage(`{"rsts":471}`)}}
+	r.Cells[2].Analyses = []AnalysisResult{{Name: "capture/proxy-eth0", Columns: []Column{{"RSTs", "0"},
+		{"SYNs", "10,000"}, {"RSTs | from proxy", "0"}}, Result: json.RawMessage(`{"rsts":0}`)},
+		{Name: "exhaustion/lb", Summary: "no port pressure"}}
 	for i := range r.Cells {
 		r.Cells[i].Load = []LoadReport{{Target: 400, Achieved: 400, LagP50: 80 * time.Microsecond,
 			LagP99: 4 * time.Millisecond, LagMax: 12 * time.Millisecond}}
@@ -65,30 +74,39 @@ func sampleReport() *Report {
 }
 
 func TestMarkdownGolden(t *testing.T) {
-	tests := []struct{ name, baseline, golden string }{
+	tests := []struct{ name, reference, golden string }{
 		{"vs_legacy", "legacy", "report_vs_legacy.golden"},
-		{"no_baseline", "", "report_no_baseline.golden"},
+		{"no_reference", "", "report_no_reference.golden"},
+		{"reference_not_a_cell", "missing", "report_no_reference.golden"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
+			r := sampleReport()
+			r.Reference = tc.reference
 			var buf bytes.Buffer
-			if err := Markdown(&buf, sampleReport(), tc.baseline); err != nil {
+			if err := Markdown(&buf, r); err != nil {
 				t.Fatal(err)
 			}
-			path := filepath.Join("testdata", tc.golden)
-			if *update {
-				if err := os.WriteFile(path, buf.Bytes(), 0o644); err != nil {
-					t.Fatal(err)
-				}
-			}
-			want, err := os.ReadFile(path)
-			if err != nil {
-				t.Fatalf("read golden file (regenerate with go test ./results -update): %v", err)
-			}
-			if !bytes.Equal(buf.Bytes(), want) {
-				t.Errorf("markdown differs from %s (regenerate with -update if intended):\n%s", path, buf.String())
-			}
+			checkGolden(t, tc.golden, buf.Bytes())
 		})
+	}
+}
+
+// checkGolden compares got with testdata/name, rewriting the file first under -update.
+func checkGolden(t *testing.T, name string, got []byte) {
+	t.Helper()
+	path := filepath.Join("testdata", name)
+	if *update {
+		if err := os.WriteFile(path, got, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("read golden file (regenerate with go test ./results -update): %v", err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Errorf("output differs from %s (regenerate with -update if intended):\n%s", path, got)
 	}
 }
 
@@ -104,6 +122,20 @@ func TestReportRoundTrip(t *testing.T) {
 	}
 	for i := range r.Cells { // windows are not written
 		r.Cells[i].Stats.WindowList = nil
+	}
+	// raw JSON comes back re-indented: compare the decoded results, then the rest
+	for i := range r.Cells {
+		for j, a := range r.Cells[i].Analyses {
+			var want, gotV any
+			_ = json.Unmarshal(a.Result, &want)
+			if err := got.Cells[i].Analysis(a.Name, a.Rep, &gotV); err != nil && a.Result != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(gotV, want) {
+				t.Errorf("cell %s analysis %s: %v, want %v", r.Cells[i].Name, a.Name, gotV, want)
+			}
+			r.Cells[i].Analyses[j].Result, got.Cells[i].Analyses[j].Result = nil, nil
+		}
 	}
 	// JSON numbers decode into float64 in the free-form Env
 	r.Env["sysctls"] = map[string]any{"net.ipv4.tcp_migrate_req": 0.0}

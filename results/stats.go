@@ -161,7 +161,10 @@ func Quantile(sorted []time.Duration, q float64) time.Duration {
 	return sorted[nearestRank(len(sorted), q)]
 }
 
-// Quantiles summarises a set of durations by nearest-rank quantiles.
+// Quantiles summarises a set of durations. N and Max are exact. In CellStats (computed by a Sketch, in fixed
+// memory) each quantile is the midpoint of the histogram bucket holding the nearest-rank value, within
+// SketchRelativeError (1/256, 0.39%) of the exact nearest-rank quantile and never outside [min, max];
+// DurationQuantiles computes them exactly.
 type Quantiles struct {
 	N    int           `json:"n"`
 	P50  time.Duration `json:"p50_ns"`
@@ -171,7 +174,8 @@ type Quantiles struct {
 	Max  time.Duration `json:"max_ns"`
 }
 
-// DurationQuantiles computes Quantiles of ds (which it does not modify).
+// DurationQuantiles computes the exact nearest-rank Quantiles of ds (which it does not modify). It sorts a copy,
+// so it holds every value in memory: a Sketch summarises a stream in fixed memory.
 func DurationQuantiles(ds []time.Duration) Quantiles {
 	s := slices.Clone(ds)
 	slices.Sort(s)

@@ -74,6 +74,7 @@ type CellStats struct {
 	FailuresPerBadWindowMean float64 `json:"failures_per_bad_window_mean"`
 	FailuresPerBadWindowMax  int     `json:"failures_per_bad_window_max"`
 
+	// Latency quantiles, from a Sketch: within SketchRelativeError of the exact nearest-rank values.
 	Connect  Quantiles `json:"connect"`   // successful attempts, from Intended
 	Total    Quantiles `json:"total"`     // successful attempts, from Intended
 	PacerLag Quantiles `json:"pacer_lag"` // Start - Intended, all attempts
@@ -83,6 +84,9 @@ type CellStats struct {
 }
 
 // Summary accumulates one cell's records as they stream in (vegeta Metrics style): Add each record, then Close.
+// Its memory does not grow with the number of attempts: latencies go into fixed-size sketches, counts into
+// counters. It grows only with the number of windows (reloads, or seconds of the cell without reloads) and of
+// distinct errnos.
 type Summary struct {
 	cell    string
 	opt     SummaryOptions
@@ -91,7 +95,7 @@ type Summary struct {
 	reps    map[int]bool
 	st      *CellStats
 
-	connect, total, lag []time.Duration
+	connect, total, lag Sketch
 }
 
 // NewSummary returns a Summary for the cell, given its reload events (all repetitions; pass nil for none).
@@ -114,14 +118,14 @@ func (s *Summary) Add(r *Record) {
 	s.win.Add(r)
 	st.Attempts++
 	st.ByOutcome[r.Outcome]++
-	s.lag = append(s.lag, time.Duration(r.Start-r.Intended))
+	s.lag.Add(time.Duration(r.Start - r.Intended))
 	if !r.Failed() {
 		st.OK++
 		if r.Connect > 0 {
-			s.connect = append(s.connect, time.Duration(r.Connect))
+			s.connect.Add(time.Duration(r.Connect))
 		}
 		if r.Total > 0 {
-			s.total = append(s.total, time.Duration(r.Total))
+			s.total.Add(time.Duration(r.Total))
 		}
 		return
 	}
@@ -140,10 +144,7 @@ func (s *Summary) Add(r *Record) {
 func (s *Summary) Close() *CellStats {
 	st := s.st
 	st.Reps = len(s.reps)
-	st.Connect = DurationQuantiles(s.connect)
-	st.Total = DurationQuantiles(s.total)
-	st.PacerLag = DurationQuantiles(s.lag)
-	s.connect, s.total, s.lag = nil, nil, nil
+	st.Connect, st.Total, st.PacerLag = s.connect.Quantiles(), s.total.Quantiles(), s.lag.Quantiles()
 	st.Reloads = len(s.reloads)
 	for _, ev := range s.reloads {
 		if !ev.OK {

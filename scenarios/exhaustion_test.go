@@ -7,8 +7,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/faultlab/faultlab/harness/runner"
 	"github.com/faultlab/faultlab/harness/spec"
+	"github.com/faultlab/faultlab/results/analyses"
 )
 
 // TestExhaustion reproduces source-port exhaustion behind HAProxy in TCP mode (pathology 4) and checks,
@@ -31,9 +31,13 @@ func TestExhaustion(t *testing.T) {
 	}
 	for _, c := range rep.Cells {
 		t.Run(c.Name+"/prediction", func(t *testing.T) {
-			e, ok := c.Probes["rep0/exhaustion/lb"].(runner.Exhaustion)
+			var budgets analyses.PortBudgets
+			if err := c.Analysis("port_budget", 0, &budgets); err != nil {
+				t.Fatal(err)
+			}
+			e, ok := budgets["lb"]
 			if !ok {
-				t.Fatalf("no exhaustion analysis (probes: %v)", c.Probes)
+				t.Fatalf("no port budget for proxy lb (%v)", budgets)
 			}
 			t.Log(e.String())
 			dur := time.Duration(float64(c.Stats.Attempts) / e.Offered * float64(time.Second))

@@ -8,6 +8,7 @@ import (
 	"github.com/faultlab/faultlab/harness/docker/dockertest"
 	"github.com/faultlab/faultlab/harness/testutil"
 	"github.com/faultlab/faultlab/results"
+	"github.com/faultlab/faultlab/results/analyses"
 )
 
 // TestReload reproduces HAProxy's soft-reload failures (pathology 1) and measures each mitigation; the
@@ -29,12 +30,15 @@ func TestReload(t *testing.T) {
 // so RSTs toward the client are the ones that count.)
 func checkResetsFromProxy(t *testing.T, c *results.CellReport) {
 	t.Helper()
-	sum, ok := c.Probes["rep0/capture/proxy-eth0"].(map[string]any)
-	if !ok {
-		t.Fatalf("cell %s: no capture analysis of proxy-eth0 (probes: %v)", c.Name, c.Probes)
+	var capt analyses.CaptureResult
+	if err := c.Analysis("capture", 0, &capt); err != nil {
+		t.Fatalf("cell %s: %v", c.Name, err)
 	}
-	toClient := sum["to_client"].(capture.Counts)
-	by := sum["rst_by"].(map[capture.Role]uint64)
+	sum, ok := capt.Links["proxy-eth0"]
+	if !ok {
+		t.Fatalf("cell %s: no capture analysis of proxy-eth0 (links: %v)", c.Name, capt.Links)
+	}
+	toClient, by := sum.ToClient, sum.RSTBy
 	resets := uint64(c.Stats.ByOutcome[results.OutcomeReset] + c.Stats.ByOutcome[results.OutcomeRefused])
 	t.Logf("cell %s: client saw %d resets; %d RSTs went toward the client; RSTs by sender: proxy %d, client %d, backend %d",
 		c.Name, resets, toClient.RST, by[capture.RoleProxy], by[capture.RoleClient], by[capture.RoleBackend])

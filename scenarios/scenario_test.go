@@ -47,23 +47,22 @@ func runScenario(t *testing.T, file, backend string) *results.Report {
 		t.Fatal(err)
 	}
 	t.Logf("run directory %s (backend %s)", r.Dir, r.Backend())
-	for _, cell := range r.Cells() {
+	rep, err := r.Run(ctx, func(cell spec.Cell, run func() (*runner.CellResult, error)) {
 		t.Run(cell.Name, func(t *testing.T) {
-			out, err := r.RunCell(ctx, cell)
+			out, err := run()
 			if err != nil {
 				t.Fatal(err)
 			}
-			t.Logf("%d attempts (%d failed), achieved %.1f/s of %.0f/s, lag p99 %s, %d reloads",
-				out.Load.Launched, out.Load.Failed, out.Load.Achieved, out.Load.Target, out.Load.LagP99,
-				len(out.Reloads))
+			l := out.Load
+			t.Logf("%d attempts (%d failed), achieved %.1f/s of %.0f/s, lag p99 %s, %d reloads", l.Launched,
+				l.Failed, l.Achieved, l.Target, l.LagP99, out.Reloads)
 		})
-	}
-	rep, err := r.Finish()
-	if err != nil {
+	})
+	if rep == nil {
 		t.Fatal(err)
 	}
 	var md strings.Builder
-	_ = runner.Table(&md, rep)
+	_ = results.Markdown(&md, rep)
 	t.Logf("results (%s):\n%s", r.Dir, md.String())
 	for _, v := range rep.Verdicts {
 		if !v.Pass {

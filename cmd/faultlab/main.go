@@ -2,7 +2,8 @@
 //
 //	faultlab run FILE      run a scenario and print its results table
 //	faultlab up FILE       build a scenario's lab and start its services, then wait (look around with exec)
-//	faultlab exec HOST -- CMD...   run a command inside a host of a running lab
+//	faultlab exec HOST -- CMD...   run a command in the network namespace of a host of a running lab
+//	faultlab report RUN_DIR        rebuild a run directory's results.json and table.md from its records
 //	faultlab clean         remove everything left by crashed runs
 //	faultlab version
 package main
@@ -10,6 +11,7 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"os"
 	"os/signal"
@@ -19,10 +21,15 @@ import (
 const usage = `usage:
   faultlab run [flags] FILE        run a scenario; prints progress and the results table
   faultlab up [flags] FILE         build the lab of one cell, start its services, wait for Ctrl-C
-  faultlab exec [--run ID] HOST -- CMD [ARGS...]
-                                   run a command inside a host of a running lab (up or run)
+  faultlab exec [--run ID] HOST [--] CMD [ARGS...]
+                                   run this machine's CMD in the network namespace of a host of a
+                                   running lab (up or run; netns or docker backend)
+  faultlab report [--format md|json] [--out FILE] RUN_DIR
+                                   rebuild a run's report from its records: rewrite results.json and
+                                   table.md (default), or render one format to stdout or FILE
   faultlab clean                   remove namespaces and processes left by crashed runs
   faultlab version
+Flags may follow the arguments (faultlab run FILE --long); after -- everything is an argument.
 Run 'faultlab CMD -h' for a command's flags.
 `
 
@@ -40,7 +47,9 @@ func main() {
 	case "up":
 		err = cmdUp(ctx, os.Args[2:])
 	case "exec":
-		err = cmdExec(os.Args[2:])
+		err = cmdExec(ctx, os.Args[2:])
+	case "report":
+		err = cmdReport(os.Args[2:])
 	case "clean":
 		err = cmdClean(ctx)
 	case "version":
@@ -50,6 +59,9 @@ func main() {
 	default:
 		fmt.Fprintf(os.Stderr, "faultlab: unknown command %q\n%s", os.Args[1], usage)
 		os.Exit(2)
+	}
+	if errors.Is(err, flag.ErrHelp) {
+		os.Exit(0) // the command printed its usage
 	}
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "faultlab: %v\n", err)

@@ -89,7 +89,7 @@ func (pr *progress) update(p runner.Progress) {
 	}
 }
 
-func (pr *progress) finish(c spec.Cell, out *runner.CellOutput, err error) {
+func (pr *progress) finish(c spec.Cell, out *runner.CellResult, err error) {
 	if !pr.on {
 		return
 	}
@@ -104,7 +104,7 @@ func (pr *progress) finish(c spec.Cell, out *runner.CellOutput, err error) {
 		fmt.Fprintf(os.Stderr, "cell %s: %v\n", c.Name, err)
 	} else if pr.p == nil && out != nil {
 		fmt.Printf("  done: %d attempts, %d failed, %d reloads; achieved %.1f conn/s, lag p99 %s\n",
-			out.Load.Launched, out.Load.Failed, len(out.Reloads), out.Load.Achieved, out.Load.LagP99)
+			out.Load.Launched, out.Load.Failed, out.Reloads, out.Load.Achieved, out.Load.LagP99)
 	}
 }
 

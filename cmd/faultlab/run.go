@@ -12,6 +12,7 @@ import (
 
 	"github.com/faultlab/faultlab/harness/runner"
 	"github.com/faultlab/faultlab/harness/spec"
+	"github.com/faultlab/faultlab/results"
 )
 
 type runFlags struct {
@@ -21,6 +22,7 @@ type runFlags struct {
 	quiet               bool
 }
 
+// parseRunFlags parses run's and up's flags, which may come before or after the scenario file.
 func parseRunFlags(name string, args []string) (*runFlags, string, error) {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	f := &runFlags{}
@@ -31,10 +33,10 @@ func parseRunFlags(name string, args []string) (*runFlags, string, error) {
 	fs.Int64Var(&f.seed, "seed", 0, "override the scenario's seed")
 	fs.BoolVar(&f.quiet, "q", false, "no progress output")
 	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "usage: faultlab %s [flags] FILE\n", name)
+		fmt.Fprintf(fs.Output(), "usage: faultlab %s FILE [flags]   (flags may also come before FILE)\n", name)
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
+	if err := parseInterspersed(fs, args); err != nil {
 		return nil, "", err
 	}
 	if fs.NArg() != 1 {
@@ -42,6 +44,17 @@ func parseRunFlags(name string, args []string) (*runFlags, string, error) {
 		return nil, "", errors.New(name + ": want exactly one scenario file")
 	}
 	return f, fs.Arg(0), nil
+}
+
+// options are the runner options the flags ask for.
+func (f *runFlags) options() runner.Options {
+	o := runner.Options{Backend: f.backend, Long: f.long, OutDir: f.out, Seed: f.seed}
+	for _, n := range strings.Split(f.cells, ",") {
+		if n = strings.TrimSpace(n); n != "" {
+			o.Cells = append(o.Cells, n)
+		}
+	}
+	return o
 }
 
 func cmdRun(ctx context.Context, args []string) error {
@@ -53,64 +66,36 @@ func cmdRun(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	r, err := runner.New(s, runner.Options{Backend: f.backend, Long: f.long, OutDir: f.out, Seed: f.seed})
+	r, err := runner.New(s, f.options())
 	if err != nil {
 		return err
 	}
-	cells := selectCells(r.Cells(), f.cells)
-	if len(cells) == 0 {
-		return fmt.Errorf("run: no cell matches %q", f.cells)
-	}
 	fmt.Printf("faultlab %s: scenario %s, %d cells, run %s\n  directory %s\n", runner.Version, s.Name,
-		len(cells), r.ID, r.Dir)
-	bars := newProgress(!f.quiet, cells)
+		len(r.Cells()), r.ID, r.Dir)
+	bars := newProgress(!f.quiet, r.Cells())
 	r.Opts.Progress = bars.update
-	var errs []error
-	for _, c := range cells {
-		if ctx.Err() != nil {
-			break
-		}
+	rep, runErr := r.Run(ctx, func(c spec.Cell, run func() (*runner.CellResult, error)) {
 		bars.start(c)
-		out, err := r.RunCell(ctx, c)
+		out, err := run()
 		bars.finish(c, out, err)
-		if err != nil && ctx.Err() == nil {
-			errs = append(errs, err)
-		}
-	}
+	})
 	bars.wait()
-	rep, ferr := r.Finish()
-	if rep != nil {
-		fmt.Println()
-		_ = runner.Table(os.Stdout, rep)
-		fmt.Printf("\nresults: %s\n", filepath.Join(r.Dir, "results.json"))
+	var errs []error
+	if runErr != nil {
+		errs = append(errs, runErr)
 	}
-	errs = append(errs, ferr)
-	if ctx.Err() != nil {
-		errs = append(errs, fmt.Errorf("interrupted: the records so far are in %s", r.Dir))
+	if rep == nil {
+		return errors.Join(errs...)
 	}
+	fmt.Println()
+	_ = results.Markdown(os.Stdout, rep)
+	fmt.Printf("\nresults: %s\n", filepath.Join(r.Dir, "results.json"))
 	for _, v := range rep.Verdicts {
 		if !v.Pass {
 			errs = append(errs, fmt.Errorf("expectation failed: %s: %s", v.Cell, v.Claim))
 		}
 	}
 	return errors.Join(errs...)
-}
-
-func selectCells(all []spec.Cell, list string) []spec.Cell {
-	if list == "" {
-		return all
-	}
-	want := map[string]bool{}
-	for _, n := range strings.Split(list, ",") {
-		want[strings.TrimSpace(n)] = true
-	}
-	var out []spec.Cell
-	for _, c := range all {
-		if want[c.Name] {
-			out = append(out, c)
-		}
-	}
-	return out
 }
 
 func fmtDur(d time.Duration) string { return d.Round(100 * time.Millisecond).String() }

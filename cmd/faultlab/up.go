@@ -25,11 +25,11 @@ func cmdUp(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	r, err := runner.New(s, runner.Options{Backend: f.backend, OutDir: f.out, Seed: f.seed})
+	r, err := runner.New(s, f.options())
 	if err != nil {
 		return err
 	}
-	cells := selectCells(r.Cells(), f.cells)
+	cells := r.Cells()
 	if len(cells) == 0 {
 		return fmt.Errorf("up: no cell matches %q", f.cells)
 	}

@@ -22,6 +22,9 @@ const (
 	MariaDBImage = "faultlab/mariadb:bookworm" // Debian's mariadb-server
 )
 
+// LabImage is the lab's image of a role (haproxy, nginx, mariadb, tools, ...) for the default suite.
+func LabImage(role string) string { return labRepo + role + ":bookworm" }
+
 // labRepo is the repository prefix of the images `make images` builds; the lab never pulls those.
 const labRepo = "faultlab/"
 

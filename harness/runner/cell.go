@@ -16,76 +16,124 @@ import (
 	"github.com/faultlab/faultlab/harness/spec"
 	"github.com/faultlab/faultlab/loadgen"
 	"github.com/faultlab/faultlab/results"
+	"github.com/faultlab/faultlab/results/analyses"
 )
 
-// cellRun is one repetition of one cell: its environment, services and outputs.
+// cellRun is one repetition of one cell while it runs: its environment, services and what it writes.
 type cellRun struct {
-	r    *Runner
-	cell spec.Cell
-	dir  string
-	env  *harness.Env
-	svcs map[string]services.Service
-	addr map[string]netip.AddrPort // service name -> listening address
+	r     *Runner
+	cell  spec.Cell
+	dir   string
+	env   *harness.Env
+	svcs  map[string]services.Service
+	addr  map[string]netip.AddrPort // service name -> listening address
+	addrs map[string][]netip.Addr   // host name -> lab addresses (kept for the analyses after teardown)
+	epoch time.Time                 // the cell's time zero
 
-	records []results.Record
-	reloads []results.ReloadEvent
-	procs   []results.ProcSample
-	notes   []string
-	info    map[string]any // versions, sysctls as read back
-	probes  map[string]any // probe analyses for results.json
-	epoch   time.Time      // the cell's time zero
-	// serverConns are the proxy-to-backend connections each captured host opened, for the port budget.
-	serverConns map[string][]serverConn
+	mu    sync.Mutex
+	meta  results.CellMeta    // becomes cell.json
+	storm *faults.ReloadStorm // the running storm, for progress
 }
 
-// CellOutput is what one repetition of a cell produced.
-type CellOutput struct {
-	Cell    spec.Cell
-	Dir     string
-	Records []results.Record
-	Reloads []results.ReloadEvent
-	Procs   []results.ProcSample
-	Load    loadgen.Summary
-	Notes   []string
-	Info    map[string]any
-	Probes  map[string]any
+// CellResult is what one repetition of a cell produced: its cell.json, and where its files are.
+type CellResult struct {
+	Cell spec.Cell
+	Dir  string
+	Meta results.CellMeta
+	// Reloads is how many reloads the cell's storm performed (0 without one).
+	Reloads int
+	// Load is what the load generator measured.
+	Load loadgen.Summary
 }
 
-// runCell builds the cell's lab, starts its services, runs the reload storm and the workload together, and
-// tears everything down, also when ctx is cancelled. Records are written to the cell's directory as they come.
-func (r *Runner) runCell(ctx context.Context, cell spec.Cell) (out *CellOutput, err error) {
-	c, err := r.up(ctx, cell)
-	if c != nil && c.env != nil {
-		defer func() { err = errors.Join(err, c.env.Close()) }()
+// note adds a line to the cell's notes (safe from the fault and probe goroutines).
+func (c *cellRun) note(format string, args ...any) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.meta.Notes = append(c.meta.Notes, fmt.Sprintf(format, args...))
+}
+
+// setInfo records a fact about the cell's environment (daemon versions, engines, sysctls read back).
+func (c *cellRun) setInfo(key string, v any) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.meta.Info == nil {
+		c.meta.Info = map[string]any{}
+	}
+	c.meta.Info[key] = v
+}
+
+// addAnalysis stores a built-in result (the impairment engine's report) beside the analyses'.
+func (c *cellRun) addAnalysis(a results.AnalysisResult) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.meta.Analyses = append(c.meta.Analyses, a)
+}
+
+// RunCell runs one repetition of one cell: it builds the lab, starts the services, runs the faults and the
+// workload together, tears everything down (also when ctx is cancelled), runs the cell's analyses over what
+// it wrote, and writes cell.json, also when the cell failed. Records stream to records.jsonl as they come;
+// nothing per attempt is kept in memory.
+func (r *Runner) RunCell(ctx context.Context, cell spec.Cell) (*CellResult, error) {
+	c := &cellRun{r: r, cell: cell, dir: results.CellDir(r.Dir, cell.Name, cell.Rep),
+		svcs: map[string]services.Service{}, addr: map[string]netip.AddrPort{}, addrs: map[string][]netip.Addr{}}
+	c.meta = results.CellMeta{Cell: cell.Name, Rep: cell.Rep, Strategy: strategyOf(&cell.Scenario),
+		Mitigations: cell.Mitigations, Storm: cell.Scenario.Reload != nil, Duration: cell.Scenario.Workload.Duration}
+	res := &CellResult{Cell: cell, Dir: c.dir}
+	stop := r.startProgress(ctx, cell)
+	err := c.run(ctx, res)
+	stop()
+	if err == nil || len(c.addrs) > 0 {
+		err = errors.Join(err, c.analyse())
 	}
 	if err != nil {
-		return nil, err
+		c.meta.Error = err.Error()
+		err = fmt.Errorf("cell %s: %w", cell.Name, err)
 	}
-	load, err := c.drive(ctx)
-	out = &CellOutput{Cell: cell, Dir: c.dir, Records: c.records, Reloads: c.reloads, Procs: c.procs,
-		Load: load, Notes: c.notes, Info: c.info, Probes: c.probes}
-	return out, err
+	res.Meta = c.meta
+	if werr := results.WriteCellMeta(c.dir, &c.meta); werr != nil {
+		err = errors.Join(err, werr)
+	}
+	return res, err
 }
 
-// up builds the cell's lab and starts its services. The caller closes c.env, also when err is not nil.
-func (r *Runner) up(ctx context.Context, cell spec.Cell) (*cellRun, error) {
-	c := &cellRun{r: r, cell: cell, dir: filepath.Join(r.Dir, cell.Name, fmt.Sprintf("rep%d", cell.Rep)),
-		svcs: map[string]services.Service{}, addr: map[string]netip.AddrPort{}, info: map[string]any{}}
-	if err := os.MkdirAll(c.dir, 0o755); err != nil {
-		return nil, fmt.Errorf("cell %s: %w", cell.Name, err)
+// run builds, drives and tears down the cell's lab.
+func (c *cellRun) run(ctx context.Context, res *CellResult) (err error) {
+	if err := c.up(ctx); err != nil {
+		return errors.Join(err, c.down())
 	}
-	env, err := r.provider.Build(ctx, harness.PrefixBase+r.ID, topology(&cell.Scenario), c.dir)
+	defer func() { err = errors.Join(err, c.down()) }()
+	res.Load, res.Reloads, err = c.drive(ctx)
+	l := res.Load
+	c.meta.Load = results.LoadReport{Target: l.Target, Achieved: l.Achieved, LagP50: l.LagP50, LagP99: l.LagP99,
+		LagMax: l.LagMax}
+	return err
+}
+
+func (c *cellRun) down() error {
+	if c.env == nil {
+		return nil
+	}
+	return c.env.Close()
+}
+
+// up builds the cell's lab and starts its services. The caller tears down (c.down), also on error.
+func (c *cellRun) up(ctx context.Context) error {
+	if err := os.MkdirAll(c.dir, 0o755); err != nil {
+		return err
+	}
+	env, err := c.r.provider.Build(ctx, harness.PrefixBase+c.r.ID, topology(&c.cell.Scenario), c.dir)
 	c.env = env
 	if err != nil {
-		return c, fmt.Errorf("cell %s: build lab: %w", cell.Name, err)
+		return fmt.Errorf("build lab: %w", err)
+	}
+	for name, h := range env.Hosts {
+		c.addrs[name] = h.Addrs()
 	}
 	if err := c.readSysctls(); err != nil {
-		return c, err
+		return err
 	}
-	if err := c.startServices(ctx); err != nil {
-		return c, fmt.Errorf("cell %s: %w", cell.Name, err)
-	}
-	return c, nil
+	return c.startServices(ctx)
 }
 
 // Lab is a built and running cell, for `faultlab up`.
@@ -97,12 +145,10 @@ type Lab struct {
 
 // Up builds one cell's lab and starts its services without load or faults. Close the lab's Env when done.
 func (r *Runner) Up(ctx context.Context, cell spec.Cell) (*Lab, error) {
-	c, err := r.up(ctx, cell)
-	if err != nil {
-		if c != nil && c.env != nil {
-			err = errors.Join(err, c.env.Close())
-		}
-		return nil, err
+	c := &cellRun{r: r, cell: cell, dir: results.CellDir(r.Dir, cell.Name, cell.Rep),
+		svcs: map[string]services.Service{}, addr: map[string]netip.AddrPort{}, addrs: map[string][]netip.Addr{}}
+	if err := c.up(ctx); err != nil {
+		return nil, errors.Join(err, c.down())
 	}
 	return &Lab{Env: c.env, Dir: c.dir, Services: c.addr}, nil
 }
@@ -129,167 +175,110 @@ func (c *cellRun) readSysctls() error {
 		}
 		vals, err := harness.ReadSysctls(c.env.Host(h.Name).(harness.NetnsHost), names)
 		if err != nil {
-			return fmt.Errorf("cell %s: read back sysctls of %s: %w", c.cell.Name, h.Name, err)
+			return fmt.Errorf("read back sysctls of %s: %w", h.Name, err)
 		}
 		got[h.Name] = vals
 	}
-	c.info["sysctls"] = got
+	c.setInfo("sysctls", got)
 	return nil
 }
 
-// drive runs the workload with the reload storm (if any) alongside, sharing one epoch, and writes the records.
-func (c *cellRun) drive(ctx context.Context) (loadgen.Summary, error) {
+// drive runs the workload with the cell's faults, impairments and probes alongside, sharing one epoch.
+// Records go straight to records.jsonl.
+func (c *cellRun) drive(ctx context.Context) (loadgen.Summary, int, error) {
 	s := &c.cell.Scenario
 	w := s.Workload
 	client := c.env.Host(w.From).(harness.NetnsHost)
 	sf, err := harness.NewSocketFactory(client.NetnsPath())
 	if err != nil {
-		return loadgen.Summary{}, err
+		return loadgen.Summary{}, 0, err
 	}
 	defer sf.Close()
 	recw, err := results.CreateRecordWriter(filepath.Join(c.dir, "records.jsonl"))
 	if err != nil {
-		return loadgen.Summary{}, err
+		return loadgen.Summary{}, 0, err
 	}
 	defer recw.Close()
-	epoch := time.Now().Add(w.Warmup + 50*time.Millisecond)
-	c.epoch = epoch
+	wl, err := newWorkload(w)
+	if err != nil {
+		return loadgen.Summary{}, 0, err
+	}
+	c.epoch = time.Now().Add(w.Warmup + 50*time.Millisecond)
 	stopImpair, err := c.startImpair(ctx)
 	if err != nil {
-		return loadgen.Summary{}, err
+		return loadgen.Summary{}, 0, err
 	}
-	stopProbes, err := c.startProbes(ctx, epoch)
+	stopProbes, err := c.startProbes(ctx)
 	if err != nil {
-		return loadgen.Summary{}, errors.Join(err, stopImpair())
+		return loadgen.Summary{}, 0, errors.Join(err, stopImpair())
 	}
-	stormCtx, stopStorm := context.WithCancel(ctx)
-	var wg sync.WaitGroup
-	stormErr := c.startFaults(stormCtx, epoch, &wg)
+	stopFaults, err := c.startFaults(ctx)
+	if err != nil {
+		return loadgen.Summary{}, 0, errors.Join(err, stopProbes(), stopImpair())
+	}
 	cfg := loadgen.Config{Cell: c.cell.Name, Rep: c.cell.Rep, Rate: w.Rate, Duration: w.Duration,
-		Warmup: w.Warmup, Timeout: w.Timeout, Target: c.addr[w.Target], Seed: c.cell.Seed, Epoch: epoch,
-		Stats: c.r.stats(c.cell)}
+		Warmup: w.Warmup, Timeout: w.Timeout, Target: c.addr[w.Target], Seed: c.cell.Seed, Epoch: c.epoch,
+		Stats: c.r.liveStats(c)}
 	d := &loadgen.Dialer{Socket: sf.Socket, Timeout: w.Timeout}
 	if addrs := c.env.Hosts[w.From].Addrs(); len(addrs) > 1 {
 		d.Sources = addrs // a client host with several addresses uses them in turn
 	}
-	wl, closeWorkload, err := workload(w)
-	if err != nil {
-		stopStorm()
-		wg.Wait()
-		return loadgen.Summary{}, errors.Join(err, stopProbes(), stopImpair())
-	}
-	var mu sync.Mutex
+	var werr error
 	sum, loadErr := loadgen.Run(ctx, cfg, wl, d, func(rec *results.Record) {
-		mu.Lock()
-		c.records = append(c.records, *rec)
-		mu.Unlock()
-		_ = recw.Write(rec)
+		if err := recw.Write(rec); err != nil && werr == nil {
+			werr = err
+		}
 	})
-	stopStorm()
-	wg.Wait()
-	probeErr := stopProbes()
-	impairErr := stopImpair()
-	c.analyseCaptures(epoch)
-	c.exhaustion(epoch)
-	return sum, errors.Join(loadErr, stormErr(), probeErr, impairErr, closeWorkload())
+	reloads, faultErr := stopFaults()
+	err = errors.Join(loadErr, werr, faultErr, closeWorkload(wl), stopProbes(), stopImpair())
+	return sum, reloads, err
 }
 
-// workload builds the scenario's workload; close ends a persistent workload's connections.
-func workload(w spec.Workload) (wl loadgen.Workload, close func() error, err error) {
-	none := func() error { return nil }
-	switch {
-	case w.Kind == "http":
-		return loadgen.HTTP10{}, none, nil
-	case w.Kind == "mysql" && w.Persistent > 0:
-		p, err := loadgen.NewPersistent(loadgen.MySQL{}, w.Persistent)
-		if err != nil {
-			return nil, nil, err
-		}
-		return p, func() error {
-			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			defer cancel()
-			return p.Close(ctx)
-		}, nil
-	case w.Kind == "mysql":
-		return loadgen.MySQL{}, none, nil
+// newWorkload builds the scenario's workload from the workload registry.
+func newWorkload(w spec.Workload) (loadgen.Workload, error) {
+	e, err := loadgen.LookupWorkload(w.Kind)
+	if err != nil {
+		return nil, err
 	}
-	return nil, nil, fmt.Errorf("workload %q passed validation but has no driver", w.Kind)
+	return e.New(loadgen.WorkloadConfig{Persistent: w.Persistent})
 }
 
-// startFaults starts the reload storm (with its syn-drop window when the cell asks for it) and the process
-// sampler. The returned function reports their errors once wg is done.
-func (c *cellRun) startFaults(ctx context.Context, epoch time.Time, wg *sync.WaitGroup) func() error {
-	rl := c.cell.Scenario.Reload
-	if rl == nil {
-		return func() error { return nil }
-	}
-	target, ok := c.svcs[rl.Service].(services.Reloadable)
+// closeWorkload ends a workload's held connections (persistent workloads).
+func closeWorkload(wl loadgen.Workload) error {
+	cl, ok := wl.(loadgen.Closer)
 	if !ok {
-		return func() error { return fmt.Errorf("service %s cannot be reloaded", rl.Service) }
-	}
-	relw, err := results.CreateRecordWriter(filepath.Join(c.dir, "reloads.jsonl"))
-	if err != nil {
-		return func() error { return err }
-	}
-	storm := &faults.ReloadStorm{Target: target, Strategy: strategyOf(&c.cell.Scenario), Interval: rl.Interval,
-		Jitter: rl.Jitter, Seed: c.cell.Seed, Epoch: epoch}
-	var mu sync.Mutex
-	storm.Sink = func(ev results.ReloadEvent) {
-		ev.Cell, ev.Rep = c.cell.Name, c.cell.Rep
-		mu.Lock()
-		c.reloads = append(c.reloads, ev)
-		mu.Unlock()
-		_ = relw.Write(ev)
-	}
-	around, closeAround, err := c.synDrop()
-	if err != nil {
-		relw.Close()
-		return func() error { return err }
-	}
-	if around != nil {
-		storm.Around = around
-	}
-	var runErr error
-	wg.Add(2)
-	go func() {
-		defer wg.Done()
-		defer relw.Close()
-		defer closeAround()
-		if err := waitUntil(ctx, epoch); err != nil {
-			return
-		}
-		if err := storm.Run(ctx); err != nil && !errors.Is(err, context.Canceled) {
-			runErr = err
-		}
-	}()
-	go func() {
-		defer wg.Done()
-		c.sampleProcs(ctx, target, epoch)
-	}()
-	return func() error { return runErr }
-}
-
-func waitUntil(ctx context.Context, t time.Time) error {
-	tm := time.NewTimer(time.Until(t))
-	defer tm.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-tm.C:
 		return nil
 	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	return cl.Close(ctx)
 }
 
-// sampleProcs records how many proxy processes are alive every 100 ms (old processes linger after reloads).
-func (c *cellRun) sampleProcs(ctx context.Context, target services.Reloadable, epoch time.Time) {
-	t := time.NewTicker(100 * time.Millisecond)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case now := <-t.C:
-			c.procs = append(c.procs, results.ProcSample{T: now.Sub(epoch).Nanoseconds(), Procs: target.Procs()})
+// analyse runs the cell's analyses (the scenario's, plus capture when the cell captured) over its directory.
+func (c *cellRun) analyse() error {
+	names := c.cell.Scenario.Analyses
+	if p := c.cell.Scenario.Probes; p != nil && len(p.Capture) > 0 {
+		names = append([]string{analyses.Capture.Name}, names...)
+	}
+	if len(names) == 0 {
+		return nil
+	}
+	out, err := analyses.Run(names, analyses.Input{Dir: c.dir, Cell: c.cell, Epoch: c.epoch, Addrs: c.addrs})
+	c.mu.Lock()
+	c.meta.Analyses = append(c.meta.Analyses, out...)
+	c.mu.Unlock()
+	return err
+}
+
+// strategyOf is the reload strategy of the cell's storm ("none" without one).
+func strategyOf(s *spec.Scenario) string {
+	if s.Reload == nil {
+		return "none"
+	}
+	for _, sv := range s.Services {
+		if sv.Name == s.Reload.Service {
+			return sv.Reload
 		}
 	}
+	return ""
 }

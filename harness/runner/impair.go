@@ -2,10 +2,13 @@ package runner
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
 
 	"github.com/faultlab/faultlab/harness/impair"
 	"github.com/faultlab/faultlab/harness/spec"
+	"github.com/faultlab/faultlab/results"
 )
 
 // impairConfig turns the scenario's impair section into the engine's configuration.
@@ -78,15 +81,16 @@ func (c *cellRun) startImpair(ctx context.Context) (stop func() error, err error
 	}
 	return func() error {
 		rep, err := run.Close()
-		c.info["impairment_engine"] = rep.Engine
-		if c.probes == nil {
-			c.probes = map[string]any{}
+		c.setInfo("impairment_engine", rep.Engine)
+		b, jerr := json.Marshal(rep)
+		if jerr != nil {
+			return errors.Join(err, fmt.Errorf("encode impairment report: %w", jerr))
 		}
-		c.probes["impair"] = rep
-		c.notes = append(c.notes, fmt.Sprintf("impair: engine %s (asked: %s)", rep.Engine, rep.Requested))
+		summary := fmt.Sprintf("engine %s (asked: %s)", rep.Engine, rep.Requested)
 		for _, w := range rep.Warnings {
-			c.notes = append(c.notes, "impair: "+w)
+			summary += "; " + w
 		}
+		c.addAnalysis(results.AnalysisResult{Name: "impair", Rep: c.cell.Rep, Summary: summary, Result: b})
 		return err
 	}, nil
 }

@@ -1,6 +1,8 @@
 // Package runner is the conductor: for each cell of a scenario it builds the lab through a provider, starts
-// the services, runs the faults and the workload, collects the outputs into the run directory and turns them
-// into results. Only cmd/faultlab and scenarios import it.
+// the services, runs the faults and the workload, streams every output into the run directory, runs the
+// cell's analyses, and at the end builds the report from the run directory alone (results.Build). It knows
+// no scenario family: what a family needs beyond the generic records is an analysis (results/analyses).
+// Only cmd/faultlab and scenarios import it.
 package runner
 
 import (
@@ -10,19 +12,23 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
+	"runtime"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/faultlab/faultlab/harness"
-	"github.com/faultlab/faultlab/harness/docker"
-	"github.com/faultlab/faultlab/harness/netns"
 	"github.com/faultlab/faultlab/harness/spec"
 	"github.com/faultlab/faultlab/loadgen"
 	"github.com/faultlab/faultlab/results"
+	"golang.org/x/sys/unix"
 )
+
+// Version is the lab's version, set at build time with -ldflags "-X .../runner.Version=...".
+var Version = "dev"
 
 // Options tune a run. The zero value runs quick mode into ./runs with the scenario's backend and seed.
 type Options struct {
@@ -30,6 +36,8 @@ type Options struct {
 	Long    bool   // nightly mode: the scenario's long overrides
 	OutDir  string // base directory of run directories (default "runs")
 	Seed    int64  // overrides the scenario's seed when non-zero
+	// Cells selects cells by name (default: all); an unknown name is an error naming the cells.
+	Cells []string
 	// Progress receives a line of progress about once a second while a cell runs (nil: silent).
 	Progress func(Progress)
 }
@@ -52,14 +60,19 @@ type Runner struct {
 	Started  time.Time
 
 	provider harness.Provider
+	cells    []spec.Cell
 	mu       sync.Mutex
-	outputs  []*CellOutput
-	live     *loadgen.Stats
-	info     map[string]any
+	meta     results.RunMeta
+	live     *liveCell
 }
 
-// New prepares a run: it picks the provider and creates the run directory with the resolved scenario.
+// New checks the scenario against the lab's registries (before any work: a bad kind, option or analysis
+// name is an error with the file and line), picks the provider, and creates the run directory with the
+// resolved scenario and run.json.
 func New(s *spec.Scenario, opts Options) (*Runner, error) {
+	if err := spec.Check(s, Vocabulary()); err != nil {
+		return nil, err
+	}
 	if opts.OutDir == "" {
 		opts.OutDir = "runs"
 	}
@@ -70,12 +83,15 @@ func New(s *spec.Scenario, opts Options) (*Runner, error) {
 	if opts.Backend != "" {
 		backend = opts.Backend
 	}
-	p, err := provider(backend, s)
+	p, err := newProvider(backend, s)
 	if err != nil {
 		return nil, err
 	}
-	r := &Runner{Scenario: s, Opts: opts, ID: newID(), Started: time.Now().UTC(), provider: p,
-		info: map[string]any{}}
+	cells, err := selectCells(spec.Expand(s, opts.Long), opts.Cells)
+	if err != nil {
+		return nil, err
+	}
+	r := &Runner{Scenario: s, Opts: opts, ID: newID(), Started: time.Now().UTC(), provider: p, cells: cells}
 	r.Dir = filepath.Join(opts.OutDir, s.Name, r.Started.Format("20060102T150405Z")+"-"+r.ID)
 	if err := os.MkdirAll(r.Dir, 0o755); err != nil {
 		return nil, fmt.Errorf("run dir: %w", err)
@@ -86,36 +102,52 @@ func New(s *spec.Scenario, opts Options) (*Runner, error) {
 	if src, err := os.ReadFile(s.File); err == nil {
 		_ = os.WriteFile(filepath.Join(r.Dir, filepath.Base(s.File)), src, 0o644)
 	}
+	r.meta = results.RunMeta{Scenario: s.Name, ID: r.ID, Started: r.Started, Mode: mode(opts.Long), Seed: s.Seed,
+		Reference: s.Reference, Env: r.envInfo()}
+	for _, e := range s.Expect {
+		r.meta.Expect = append(r.meta.Expect, results.Expectation(e))
+	}
+	for _, c := range cells {
+		r.meta.Cells = append(r.meta.Cells, results.CellRef{Name: c.Name, Rep: c.Rep})
+	}
+	if err := results.WriteRunMeta(r.Dir, &r.meta); err != nil {
+		return nil, err
+	}
 	return r, nil
 }
 
-func provider(name string, s *spec.Scenario) (harness.Provider, error) {
-	switch name {
-	case "", "netns":
-		return netns.New(), nil
-	case "docker":
-		return docker.New(docker.Options{Images: images(s)}), nil
+func mode(long bool) string {
+	if long {
+		return "long"
 	}
-	return nil, fmt.Errorf("backend %q: %w (backends: netns, docker)", name, harness.ErrUnsupported)
+	return "quick"
 }
 
-// images picks each host's container image: the scenario's, else the lab's image for the kind of service
-// the host runs (hosts without services, such as the client, get the tools image).
-func images(s *spec.Scenario) map[string]string {
-	byKind := map[string]string{"haproxy": docker.HAProxyImage, "nginx": docker.NginxImage,
-		"mariadb": docker.MariaDBImage}
-	out := map[string]string{}
-	for _, sv := range s.Services {
-		if img, ok := byKind[sv.Kind]; ok {
-			out[sv.Host] = img
+// selectCells keeps the named cells, in run order; none named keeps all.
+func selectCells(all []spec.Cell, names []string) ([]spec.Cell, error) {
+	if len(names) == 0 {
+		return all, nil
+	}
+	var out []spec.Cell
+	known := map[string]bool{}
+	for _, c := range all {
+		known[c.Name] = true
+		if slices.Contains(names, c.Name) {
+			out = append(out, c)
 		}
 	}
-	for _, h := range s.Hosts {
-		if h.Image != "" {
-			out[h.Name] = h.Image
+	for _, n := range names {
+		if !known[n] {
+			var list []string
+			for _, c := range all {
+				if !slices.Contains(list, c.Name) {
+					list = append(list, c.Name)
+				}
+			}
+			return nil, fmt.Errorf("no cell %q (cells: %s)", n, strings.Join(list, ", "))
 		}
 	}
-	return out
+	return out, nil
 }
 
 func newID() string {
@@ -124,42 +156,75 @@ func newID() string {
 	return hex.EncodeToString(b)
 }
 
-// Cells expands the scenario in the runner's mode.
-func (r *Runner) Cells() []spec.Cell { return spec.Expand(r.Scenario, r.Opts.Long) }
+// Cells are the cells this run runs, in order (the scenario's, in the runner's mode, as selected).
+func (r *Runner) Cells() []spec.Cell { return r.cells }
 
-// RunCell runs one repetition of one cell and keeps its output for the report.
-func (r *Runner) RunCell(ctx context.Context, cell spec.Cell) (*CellOutput, error) {
-	stop := r.startProgress(ctx, cell)
-	out, err := r.runCell(ctx, cell)
-	stop()
-	if out != nil {
-		r.mu.Lock()
-		r.outputs = append(r.outputs, out)
-		r.mu.Unlock()
+// Backend names the provider the runner builds labs with.
+func (r *Runner) Backend() string { return r.provider.Name() }
+
+// Run is the one cell loop of the lab (the CLI and `go test` both use it): it runs every cell in order and
+// then builds the report from the run directory. each, when not nil, wraps each cell's run (a test makes it
+// a subtest; the CLI draws progress): it must call run once. A failed cell is recorded and the run goes on;
+// ctx cancellation stops it, and the report of what ran is still written.
+func (r *Runner) Run(ctx context.Context, each func(cell spec.Cell, run func() (*CellResult, error))) (*results.Report, error) {
+	if each == nil {
+		each = func(_ spec.Cell, run func() (*CellResult, error)) { _, _ = run() }
 	}
-	return out, err
-}
-
-// Run runs every cell in order and writes the report. A failed cell is recorded and the run goes on; ctx
-// cancellation stops it, and the report of what ran is still written.
-func (r *Runner) Run(ctx context.Context) (*results.Report, error) {
 	var errs []error
-	for _, cell := range r.Cells() {
+	for _, cell := range r.cells {
 		if ctx.Err() != nil {
 			break
 		}
-		if _, err := r.RunCell(ctx, cell); err != nil {
-			errs = append(errs, err)
-		}
+		each(cell, func() (*CellResult, error) {
+			res, err := r.RunCell(ctx, cell)
+			if err != nil && ctx.Err() == nil {
+				errs = append(errs, err)
+			}
+			return res, err
+		})
 	}
 	rep, err := r.Finish()
+	errs = append(errs, err)
+	if ctx.Err() != nil {
+		errs = append(errs, fmt.Errorf("interrupted: the records so far are in %s", r.Dir))
+	}
+	return rep, errors.Join(errs...)
+}
+
+// Finish records the end of the run in run.json, builds the report from the run directory (results.Build,
+// exactly what `faultlab report` does) and writes results.json and table.md. It can be called after a
+// partial run.
+func (r *Runner) Finish() (*results.Report, error) {
+	r.mu.Lock()
+	r.meta.Finished = time.Now().UTC()
+	meta := r.meta
+	r.mu.Unlock()
+	if err := results.WriteRunMeta(r.Dir, &meta); err != nil {
+		return nil, err
+	}
+	rep, err := results.Build(r.Dir)
 	if err != nil {
-		errs = append(errs, err)
+		return nil, err
 	}
-	if len(errs) > 0 {
-		return rep, errors.Join(errs...)
+	return rep, results.WriteOutputs(r.Dir, rep)
+}
+
+// envInfo describes where the run happens: kernel, provider, lab version. Each cell adds what it learns
+// (daemon versions, impairment engine, sysctls as read back) to its cell.json; the report merges them.
+func (r *Runner) envInfo() map[string]any {
+	var u unix.Utsname
+	_ = unix.Uname(&u)
+	return map[string]any{
+		"kernel":            unix.ByteSliceToString(u.Release[:]),
+		"provider":          r.provider.Name(),
+		"impairment_engine": "none (no impairment in this run)",
+		"faultlab":          Version,
+		"go":                runtime.Version(),
+		"cpus":              runtime.NumCPU(),
+		"mode":              mode(r.Opts.Long),
+		"seed":              r.Scenario.Seed,
+		"run_dir":           r.Dir,
 	}
-	return rep, ctx.Err()
 }
 
 func (r *Runner) writeJSON(name string, v any) error {
@@ -172,49 +237,3 @@ func (r *Runner) writeJSON(name string, v any) error {
 	}
 	return nil
 }
-
-// stats returns the live counters the progress reporter reads for the running cell.
-func (r *Runner) stats(spec.Cell) *loadgen.Stats {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.live = &loadgen.Stats{}
-	return r.live
-}
-
-// startProgress reports the running cell about once a second until the returned stop is called.
-func (r *Runner) startProgress(ctx context.Context, cell spec.Cell) (stop func()) {
-	if r.Opts.Progress == nil {
-		return func() {}
-	}
-	done := make(chan struct{})
-	t0 := time.Now()
-	go func() {
-		t := time.NewTicker(time.Second)
-		defer t.Stop()
-		for {
-			select {
-			case <-done:
-				return
-			case <-ctx.Done():
-				return
-			case <-t.C:
-				r.mu.Lock()
-				live := r.live
-				r.mu.Unlock()
-				p := Progress{Cell: cell.Name, Rep: cell.Rep, Elapsed: time.Since(t0),
-					Duration: cell.Scenario.Workload.Duration}
-				if live != nil {
-					p.Load = live.Snapshot()
-				}
-				r.Opts.Progress(p)
-			}
-		}
-	}()
-	return func() { close(done) }
-}
-
-// Table writes the Markdown table of a report.
-func Table(w io.Writer, rep *results.Report) error { return results.Markdown(w, rep, "legacy") }
-
-// Backend names the provider the runner builds labs with.
-func (r *Runner) Backend() string { return r.provider.Name() }

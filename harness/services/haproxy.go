@@ -52,9 +52,8 @@ var HAProxyOptions = []string{"maxconn", "nbthread", "timeout_client", "timeout_
 	"check", "check_inter", "mysql_check_user", "source", "sources", "log_level", "log_health",
 	"global", "defaults", "binary"}
 
-// haproxyMissing says how to get haproxy.
-const haproxyMissing = "haproxy not found in PATH: install it with `make deps` (Debian package haproxy) or " +
-	"point services[].options.binary at one"
+// haproxyGet says how to get haproxy.
+const haproxyGet = "install it with `make deps` (Debian package haproxy)"
 
 // HAProxyConfig configures one haproxy service: a frontend on Bind forwarding to Servers.
 type HAProxyConfig struct {
@@ -87,6 +86,7 @@ var (
 	_ Service    = (*HAProxy)(nil)
 	_ Versioned  = (*HAProxy)(nil)
 	_ Reloadable = (*HAProxy)(nil)
+	_ Processes  = (*HAProxy)(nil)
 )
 
 type haproxyData struct {
@@ -166,7 +166,7 @@ func NewHAProxy(h harness.NetnsHost, dir string, cfg HAProxyConfig) (*HAProxy, e
 	if err != nil {
 		return nil, fmt.Errorf("haproxy %s: %w", cfg.Name, err)
 	}
-	bin, err := findBinary(h, "haproxy", cfg.Options["binary"], haproxyMissing)
+	bin, err := findBinary(h, "haproxy", cfg.Options["binary"], haproxyGet)
 	if err != nil {
 		return nil, err
 	}

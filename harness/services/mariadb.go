@@ -1,6 +1,7 @@
 package services
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -40,8 +41,9 @@ const (
 var MariaDBOptions = []string{"max_connections", "back_log", "thread_handling", "mysqld", "binary"}
 
 const (
-	mariadbMissing   = "mariadbd not found: install it with `make deps` (Debian package mariadb-server)"
-	installDBMissing = "mariadb-install-db not found: install it with `make deps` (Debian package mariadb-server)"
+	// mariadbGet says how to get mariadbd and mariadb-install-db.
+	mariadbGet       = "install it with `make deps` (Debian package mariadb-server)"
+	installDBMissing = "mariadb-install-db not found in PATH: " + mariadbGet
 	// mariadbReadyPoll is the interval of the readiness handshake.
 	mariadbReadyPoll = 20 * time.Millisecond
 )
@@ -49,6 +51,7 @@ const (
 // MariaDB is a mariadbd (the lab's MySQL backend) inside a host, with a fresh data directory per Start.
 type MariaDB struct {
 	h       harness.NetnsHost
+	name    string // the scenario's name for it ("" = "mariadb")
 	dir     string
 	addr    netip.AddrPort
 	bin     string
@@ -62,6 +65,7 @@ type MariaDB struct {
 var (
 	_ Service   = (*MariaDB)(nil)
 	_ Versioned = (*MariaDB)(nil)
+	_ Processes = (*MariaDB)(nil)
 )
 
 type mariadbData struct {
@@ -114,13 +118,17 @@ func NewMariaDB(h harness.NetnsHost, dir string, addr netip.AddrPort, opts map[s
 	if err != nil {
 		return nil, fmt.Errorf("mariadb: %w", err)
 	}
-	bin, err := findBinary(h, "mariadbd", opts["binary"], mariadbMissing)
+	bin, err := findBinary(h, "mariadbd", opts["binary"], mariadbGet)
 	if err != nil {
 		return nil, err
 	}
-	install, err := findBinary(h, "mariadb-install-db", "", installDBMissing)
-	if err != nil {
-		return nil, err
+	// The binary option names mariadbd only: mariadb-install-db comes from PATH (the image's on an image host).
+	install := "mariadb-install-db"
+	if _, ok := h.(harness.ImageHost); !ok {
+		var found bool
+		if install, found = lookBinary(install); !found {
+			return nil, &binaryError{msg: installDBMissing, unsupported: true}
+		}
 	}
 	m := &MariaDB{h: h, addr: addr, bin: bin, install: install}
 	if m.dir, err = prepareDir(dir); err != nil {
@@ -169,8 +177,8 @@ func mariadbConfigData(addr netip.AddrPort, opts map[string]string) (mariadbData
 	return d, errors.Join(errs...)
 }
 
-// Name is "mariadb".
-func (m *MariaDB) Name() string { return "mariadb" }
+// Name is the service's name: the scenario's (through Registry), or "mariadb".
+func (m *MariaDB) Name() string { return cmp.Or(m.name, "mariadb") }
 
 // Version is the server's version, e.g. "10.11.19-MariaDB-0+deb12u1".
 func (m *MariaDB) Version() string { return m.version }
@@ -193,6 +201,14 @@ func (m *MariaDB) PID() int {
 		return 0
 	}
 	return m.proc.PID
+}
+
+// PIDs lists the server's PID while it runs (none otherwise).
+func (m *MariaDB) PIDs() []int {
+	if m.proc == nil || m.proc.Exited() {
+		return nil
+	}
+	return []int{m.proc.PID}
 }
 
 // Start creates a fresh data directory with the lab's accounts (mariadb-install-db inside the host), starts

@@ -67,7 +67,8 @@ func TestMariaDBMissingBinary(t *testing.T) {
 	sbinDirs = nil
 	defer func() { sbinDirs = saved }()
 	_, err := NewMariaDB(nil, t.TempDir(), testMariaDBAddr, nil)
-	want := "mariadbd not found: install it with `make deps` (Debian package mariadb-server)"
+	want := "mariadbd not found in PATH: install it with `make deps` (Debian package mariadb-server) or point " +
+		"services[].options.binary at one"
 	if err == nil || err.Error() != want || !errors.Is(err, harness.ErrUnsupported) {
 		t.Fatalf("error %v, want %q wrapping ErrUnsupported", err, want)
 	}

@@ -2,6 +2,7 @@ package services
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"fmt"
 	"net/netip"
@@ -20,13 +21,13 @@ import (
 //   - binary: path of the nginx binary (default: nginx in PATH or /usr/sbin)
 var NginxOptions = []string{"worker_processes", "body_size", "binary"}
 
-// nginxMissing says how to get nginx.
-const nginxMissing = "nginx not found in PATH: install it with `make deps` (Debian package nginx-light) or " +
-	"point services[].options.binary at one"
+// nginxGet says how to get nginx.
+const nginxGet = "install it with `make deps` (Debian package nginx-light)"
 
 // Nginx is an nginx web server (the lab's HTTP backend) running inside a host.
 type Nginx struct {
 	h       harness.NetnsHost
+	name    string // the scenario's name for it ("" = "nginx")
 	dir     string
 	addr    netip.AddrPort
 	bin     string
@@ -38,6 +39,7 @@ type Nginx struct {
 var (
 	_ Service   = (*Nginx)(nil)
 	_ Versioned = (*Nginx)(nil)
+	_ Processes = (*Nginx)(nil)
 )
 
 // nginxMain is what the nginx-style configurations (nginx, tengine) share: the process and its files.
@@ -120,7 +122,7 @@ func NewNginx(h harness.NetnsHost, dir string, addr netip.AddrPort, opts map[str
 	if err != nil {
 		return nil, fmt.Errorf("nginx: %w", err)
 	}
-	bin, err := findBinary(h, "nginx", opts["binary"], nginxMissing)
+	bin, err := findBinary(h, "nginx", opts["binary"], nginxGet)
 	if err != nil {
 		return nil, err
 	}
@@ -145,8 +147,8 @@ func NewNginx(h harness.NetnsHost, dir string, addr netip.AddrPort, opts map[str
 	return n, nil
 }
 
-// Name is "nginx".
-func (n *Nginx) Name() string { return "nginx" }
+// Name is the service's name: the scenario's (through Registry), or "nginx".
+func (n *Nginx) Name() string { return cmp.Or(n.name, "nginx") }
 
 // Version is the nginx version, e.g. "1.22.1".
 func (n *Nginx) Version() string { return n.version }
@@ -164,6 +166,9 @@ func (n *Nginx) PID() int {
 	}
 	return n.proc.PID
 }
+
+// PIDs lists the master and its workers while nginx runs (none otherwise).
+func (n *Nginx) PIDs() []int { return masterPIDs(n.proc) }
 
 // Start runs nginx in the foreground and returns when it accepts connections on its address.
 func (n *Nginx) Start(ctx context.Context) error {
@@ -241,6 +246,15 @@ func workersOption(opts map[string]string) (string, error) {
 // limit (nginx sets both limits, and cannot raise the hard one without CAP_SYS_RESOURCE).
 func newNginxMain(dir, workers string) nginxMain {
 	return nginxMain{Dir: dir, Workers: workers, RlimitNofile: min(16384, nofileHard())}
+}
+
+// masterPIDs lists a master-process service's PIDs: the master and its live workers, none when the master is
+// not running.
+func masterPIDs(p *harness.Process) []int {
+	if p == nil || p.Exited() {
+		return nil
+	}
+	return append([]int{p.PID}, aliveChildren(p.PID)...)
 }
 
 // prepareNginxDirs creates the temp and document directories of an nginx-style service.

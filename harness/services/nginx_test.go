@@ -5,6 +5,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -25,7 +26,10 @@ func TestNginxOptions(t *testing.T) {
 		{"unknown-key", map[string]string{"worker": "2", "zzz": "1"},
 			"unknown option(s) worker, zzz (allowed: binary, body_size, worker_processes)"},
 		{"bad-body-size", map[string]string{"body_size": "-1"}, "option body_size"},
-		{"bad-binary", map[string]string{"binary": "/nonexistent/nginx"}, "not an executable file"},
+		{"no-binary", map[string]string{"binary": "/nonexistent/nginx"}, `nginx binary "/nonexistent/nginx" ` +
+			"does not exist: install it with `make deps` (Debian package nginx-light) and point " +
+			"services[].options.binary at it"},
+		{"bad-binary", map[string]string{"binary": "/dev/null"}, `nginx binary "/dev/null" is not an executable file`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -97,11 +101,14 @@ func TestNginx(t *testing.T) {
 		t.Fatalf("GET /file: %d, %d bytes, %v", code, len(body), err)
 	}
 	pids := append([]int{n.PID()}, aliveChildren(n.PID())...)
-	if len(pids) != 3 {
-		t.Errorf("master and workers: %v, want 3 processes", pids)
+	if len(pids) != 3 || !slices.Equal(n.PIDs(), pids) {
+		t.Errorf("master and workers: %v, PIDs %v: want the same 3 processes", pids, n.PIDs())
 	}
 	if err := n.Stop(ctx); err != nil {
 		t.Fatal(err)
+	}
+	if got := n.PIDs(); len(got) != 0 {
+		t.Errorf("PIDs after Stop: %v", got)
 	}
 	for _, pid := range pids {
 		if !gone(pid, "nginx") {

@@ -1,6 +1,7 @@
-// Package services runs the lab's daemons inside hosts: one driver per file (nginx, haproxy, tengine). Each
-// driver writes its generated configuration (text/template) into the service's own directory, so a user can
-// copy it, starts its processes through the host, tracks them by PID and never finds a process by name.
+// Package services runs the lab's daemons inside hosts: one driver per file (haproxy, nginx, mariadb,
+// tengine), and Registry, the table from a scenario's service kind to its driver. Each driver writes its
+// generated configuration (text/template) into the service's own directory, so a user can copy it, starts its
+// processes through the host, tracks them by PID and never finds a process by name.
 package services
 
 import (
@@ -8,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -80,9 +82,11 @@ func (e *binaryError) Unwrap() error {
 }
 
 // findBinary returns the binary named by the "binary" option, or name looked up in PATH and the sbin dirs.
-// hint completes the error message when nothing is found. On an image host (a container) the image's own
-// binary is used: the option as given, or name, which the host looks up in the image's PATH when it runs it.
-func findBinary(h harness.Host, name, option, hint string) (string, error) {
+// get says how to get one (e.g. "install it with `make deps` (Debian package haproxy)"): it completes the
+// error when nothing is found, which then matches harness.ErrUnsupported, as does an option naming a path
+// that does not exist. On an image host (a container) the image's own binary is used: the option as given,
+// or name, which the host looks up in the image's PATH when it runs it.
+func findBinary(h harness.Host, name, option, get string) (string, error) {
 	if _, ok := h.(harness.ImageHost); ok {
 		if option != "" {
 			return option, nil
@@ -91,21 +95,36 @@ func findBinary(h harness.Host, name, option, hint string) (string, error) {
 	}
 	if option != "" {
 		fi, err := os.Stat(option)
+		if errors.Is(err, fs.ErrNotExist) {
+			return "", &binaryError{unsupported: true, msg: fmt.Sprintf("%s binary %q does not exist: %s and "+
+				"point services[].options.binary at it", name, option, get)}
+		}
 		if err != nil || fi.IsDir() || fi.Mode()&0o111 == 0 {
 			return "", &binaryError{msg: fmt.Sprintf("%s binary %q is not an executable file", name, option)}
 		}
 		return filepath.Abs(option)
 	}
+	if p, ok := lookBinary(name); ok {
+		return p, nil
+	}
+	return "", &binaryError{unsupported: true, msg: fmt.Sprintf("%s not found in PATH: %s or point "+
+		"services[].options.binary at one", name, get)}
+}
+
+// lookBinary looks name up in PATH and the sbin dirs and returns its absolute path.
+func lookBinary(name string) (string, bool) {
 	if p, err := exec.LookPath(name); err == nil {
-		return filepath.Abs(p)
+		if abs, err := filepath.Abs(p); err == nil {
+			return abs, true
+		}
 	}
 	for _, d := range sbinDirs {
 		p := filepath.Join(d, name)
 		if fi, err := os.Stat(p); err == nil && !fi.IsDir() && fi.Mode()&0o111 != 0 {
-			return p, nil
+			return p, true
 		}
 	}
-	return "", &binaryError{msg: hint, unsupported: true}
+	return "", false
 }
 
 // checkOptionKeys rejects option keys outside allowed, naming them all and listing the allowed ones.

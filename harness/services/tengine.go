@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/netip"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -24,17 +25,24 @@ import (
 var TengineOptions = []string{"binary", "worker_processes", "check", "check_interval", "check_timeout",
 	"check_rise", "check_fall", "check_keepalive_requests", "check_http_send"}
 
-// tengineMissing says why tengine is absent and what to do instead.
-const tengineMissing = "tengine binary not found: Tengine is not packaged for Debian; build it from source " +
-	"and set services[].options.binary, or use kind: haproxy"
+// tengineGet says how to get tengine: it is packaged nowhere the lab can reach, so it is built from source.
+const tengineGet = "build one from ../shared/vendor/tengine-*.tar.gz (see ../shared/vendor/README.md)"
+
+// TengineReload is tengine's reload strategy: `tengine -s reload`, a SIGHUP to the master, which starts new
+// workers with the configuration read again and tells the old ones to finish their connections and quit.
+const TengineReload = "reload"
+
+// TengineStrategies lists tengine's reload strategies.
+var TengineStrategies = []string{TengineReload}
 
 // TengineConfig configures one tengine proxy: a server on Bind forwarding to Servers.
 type TengineConfig struct {
-	Name    string // default "tengine"
-	Bind    netip.AddrPort
-	Mode    string // "http" (default) or "tcp" (a stream proxy, without checks)
-	Servers []netip.AddrPort
-	Options map[string]string
+	Name     string // default "tengine"
+	Bind     netip.AddrPort
+	Mode     string // "http" (default) or "tcp" (a stream proxy, without checks)
+	Servers  []netip.AddrPort
+	Strategy string // one of TengineStrategies; default reload
+	Options  map[string]string
 }
 
 // Tengine is a tengine proxy inside a host. Tengine is not packaged anywhere the lab can reach: the binary
@@ -50,8 +58,10 @@ type Tengine struct {
 }
 
 var (
-	_ Service   = (*Tengine)(nil)
-	_ Versioned = (*Tengine)(nil)
+	_ Service    = (*Tengine)(nil)
+	_ Versioned  = (*Tengine)(nil)
+	_ Reloadable = (*Tengine)(nil)
+	_ Processes  = (*Tengine)(nil)
 )
 
 type tengineData struct {
@@ -125,6 +135,9 @@ func NewTengine(h harness.NetnsHost, dir string, cfg TengineConfig) (*Tengine, e
 	if cfg.Mode == "" {
 		cfg.Mode = "http"
 	}
+	if cfg.Strategy == "" {
+		cfg.Strategy = TengineReload
+	}
 	t := &Tengine{h: h, cfg: cfg}
 	var err error
 	if t.dir, err = prepareDir(dir); err != nil {
@@ -141,7 +154,7 @@ func NewTengine(h harness.NetnsHost, dir string, cfg TengineConfig) (*Tengine, e
 	if err := writeTemplate(t.conf, tengineTemplate, data); err != nil {
 		return nil, fmt.Errorf("tengine %s: %w", cfg.Name, err)
 	}
-	if t.bin, err = findBinary(h, "tengine", cfg.Options["binary"], tengineMissing); err != nil {
+	if t.bin, err = findBinary(h, "tengine", cfg.Options["binary"], tengineGet); err != nil {
 		return nil, err
 	}
 	if t.version, err = nginxVersion(h, t.bin); err != nil {
@@ -159,6 +172,10 @@ func tengineConfigData(cfg TengineConfig, dir string) (tengineData, error) {
 	d := tengineData{Mode: cfg.Mode, Bind: cfg.Bind.String()}
 	if cfg.Mode != "http" && cfg.Mode != "tcp" {
 		errs = append(errs, fmt.Errorf("mode %q: must be http or tcp", cfg.Mode))
+	}
+	if cfg.Strategy != "" && !slices.Contains(TengineStrategies, cfg.Strategy) {
+		errs = append(errs, fmt.Errorf("unknown reload strategy %q (allowed: %s)", cfg.Strategy,
+			strings.Join(TengineStrategies, ", ")))
 	}
 	if !cfg.Bind.IsValid() || cfg.Bind.Port() == 0 {
 		errs = append(errs, fmt.Errorf("bind address %q is not ip:port", cfg.Bind))
@@ -221,8 +238,14 @@ func (t *Tengine) Name() string { return t.cfg.Name }
 // Version is the tengine version, e.g. "3.1.0".
 func (t *Tengine) Version() string { return t.version }
 
+// Strategy is the reload strategy.
+func (t *Tengine) Strategy() string { return t.cfg.Strategy }
+
 // ConfigPath is the generated configuration file.
 func (t *Tengine) ConfigPath() string { return t.conf }
+
+// PIDs lists the master and its workers while tengine runs (none otherwise).
+func (t *Tengine) PIDs() []int { return masterPIDs(t.proc) }
 
 // Start runs tengine in the foreground and returns when it accepts connections.
 func (t *Tengine) Start(ctx context.Context) error {

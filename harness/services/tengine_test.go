@@ -1,12 +1,15 @@
 package services
 
 import (
+	"context"
 	"errors"
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/faultlab/faultlab/harness"
 )
@@ -95,6 +98,9 @@ func TestTengineConfigErrors(t *testing.T) {
 			"check_http_send": `HEAD "/"`}),
 			[]string{"option check_interval", "option check_fall", "option check_http_send"}},
 		{"no-servers", TengineConfig{Bind: netip.MustParseAddrPort("198.18.1.2:80")}, []string{"no servers"}},
+		{"strategy", TengineConfig{Bind: netip.MustParseAddrPort("198.18.1.2:80"), Strategy: "legacy",
+			Servers: []netip.AddrPort{netip.MustParseAddrPort("198.18.2.2:80")}},
+			[]string{`unknown reload strategy "legacy" (allowed: reload)`}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -110,17 +116,78 @@ func TestTengineConfigErrors(t *testing.T) {
 
 func TestTengineMissingBinary(t *testing.T) {
 	t.Setenv("PATH", t.TempDir())
+	saved := sbinDirs
+	sbinDirs = nil
+	defer func() { sbinDirs = saved }()
 	dir := t.TempDir()
 	_, err := NewTengine(nil, dir, tengineCfg("", nil))
-	if err == nil || err.Error() != tengineMissing || !errors.Is(err, harness.ErrUnsupported) {
-		t.Fatalf("error %v, want %q wrapping ErrUnsupported", err, tengineMissing)
+	want := "tengine not found in PATH: build one from ../shared/vendor/tengine-*.tar.gz (see " +
+		"../shared/vendor/README.md) or point services[].options.binary at one"
+	if err == nil || err.Error() != want || !errors.Is(err, harness.ErrUnsupported) {
+		t.Fatalf("error %v, want %q wrapping ErrUnsupported", err, want)
 	}
 	// The configuration is written anyway, for a user to take to a machine with Tengine.
 	if _, err := os.Stat(filepath.Join(dir, "tengine.conf")); err != nil {
 		t.Error(err)
 	}
-	_, err = NewTengine(nil, t.TempDir(), tengineCfg("", map[string]string{"binary": "/nonexistent/tengine"}))
-	if err == nil || errors.Is(err, harness.ErrUnsupported) || !strings.Contains(err.Error(), "/nonexistent/tengine") {
+	// A binary option naming a file that is not executable is a mistake, not a missing binary.
+	notExec := filepath.Join(t.TempDir(), "tengine")
+	if err := os.WriteFile(notExec, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, err = NewTengine(nil, t.TempDir(), tengineCfg("", map[string]string{"binary": notExec}))
+	if err == nil || errors.Is(err, harness.ErrUnsupported) || !strings.Contains(err.Error(), notExec+`" is not an executable`) {
 		t.Fatalf("error %v, want one naming the bad binary", err)
+	}
+}
+
+// TestReloadMaster runs the reload Tengine uses on nginx, whose master reloads the same way (tengine itself is
+// not installed here): a SIGHUP gives new workers holding the listener while the old ones quit, and a
+// configuration the master cannot load is an error quoting its [emerg] line.
+func TestReloadMaster(t *testing.T) {
+	lab := newLab(t)
+	addr := at(lab.backend, 80)
+	n, err := NewNginx(lab.backend, t.TempDir(), addr, map[string]string{"worker_processes": "2"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	t.Cleanup(func() { _ = n.Stop(context.Background()) })
+	if err := n.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	errorLog := filepath.Join(n.dir, "error.log")
+	for i := range 3 {
+		old := aliveChildren(n.PID())
+		res, err := reloadMaster(ctx, n.h, n.proc, int(addr.Port()), errorLog)
+		if err != nil {
+			t.Fatalf("reload %d: %v", i, err)
+		}
+		if len(res.NewPIDs) == 0 || slices.ContainsFunc(res.NewPIDs, func(p int) bool { return slices.Contains(old, p) }) ||
+			res.End.Before(res.Start) {
+			t.Fatalf("reload %d: %+v, old workers %v", i, res, old)
+		}
+		if code, _, err := httpGet(lab.client, addr, "/"); err != nil || code != 200 {
+			t.Fatalf("GET after reload %d: %d %v", i, code, err)
+		}
+		// The old workers have no connection left: they quit soon.
+		err = poll(ctx, func() (bool, error) {
+			return !slices.ContainsFunc(aliveChildren(n.PID()), func(p int) bool { return slices.Contains(old, p) }), nil
+		})
+		if err != nil {
+			t.Fatalf("old workers %v after reload %d: %v", old, i, err)
+		}
+	}
+	if err := os.WriteFile(n.ConfigPath(), []byte("no_such_directive on;\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	before := aliveChildren(n.PID())
+	if _, err := reloadMaster(ctx, n.h, n.proc, int(addr.Port()), errorLog); err == nil ||
+		!strings.Contains(err.Error(), "[emerg]") || !strings.Contains(err.Error(), "no_such_directive") {
+		t.Fatalf("reload of a bad config: %v, want the master's [emerg]", err)
+	}
+	if after := aliveChildren(n.PID()); !slices.Equal(after, before) {
+		t.Errorf("workers %v after a failed reload, want the old ones %v", after, before)
 	}
 }

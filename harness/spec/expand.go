@@ -10,14 +10,16 @@ import (
 // MigrateReqSysctl is the sysctl the tcp_migrate_req mitigation sets to 1 on the reloaded proxy's host.
 const MigrateReqSysctl = "net.ipv4.tcp_migrate_req"
 
-// Expand turns a validated scenario into its cells: one per matrix row (or one named "default" when there
-// is no matrix), each repeated Repetitions times, in matrix order with repetitions inner. Rep counts from 0.
+// Expand turns a checked scenario (Parse or Validate, then Check, whose defaults it relies on) into its
+// cells: one per matrix row (or one named "default" when there is no matrix), each repeated Repetitions
+// times, in matrix order with repetitions inner. Rep counts from 0.
 //
 // In long mode the Long overrides apply first (duration, rate, repetitions), then the row's own: its
 // sysctls merged over its hosts', its service options merged over the services', its rate, its reload
 // strategy set on the reloaded service ("none" sets Reload to nil), and last its mitigations
 // (tcp_migrate_req sets net.ipv4.tcp_migrate_req=1 on the reloaded proxy's host). Every cell holds its own
-// deep copy, and a seed hashed (FNV-1a) from the scenario seed, the cell name and the repetition.
+// deep copy (Reference and Analyses included), and a seed hashed (FNV-1a) from the scenario seed, the cell
+// name and the repetition.
 func Expand(s *Scenario, long bool) []Cell {
 	base := clone(s)
 	reps := s.Repetitions
@@ -168,6 +170,7 @@ func clone(s *Scenario) Scenario {
 		c.Long = &l
 	}
 	c.Expect = slices.Clone(s.Expect)
+	c.Analyses = slices.Clone(s.Analyses)
 	return c
 }
 

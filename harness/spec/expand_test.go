@@ -13,6 +13,9 @@ func load(t *testing.T, path string) *Scenario {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if err := Check(s, testVocabulary()); err != nil {
+		t.Fatal(err)
+	}
 	return s
 }
 
@@ -145,12 +148,29 @@ func TestExpandOverrides(t *testing.T) {
 }
 
 func TestExpandDefaultCell(t *testing.T) {
-	s, err := Parse("t.yaml", []byte(base+"repetitions: 2\n"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := mustCheck(t, base+"repetitions: 2\n")
 	cells := Expand(s, true) // no long section: same as short
 	if len(cells) != 2 || cells[0].Name != "default" || cells[1].Rep != 1 || cells[0].Scenario.Reload == nil {
 		t.Errorf("cells: %+v", cells)
+	}
+}
+
+func TestExpandReferenceAndAnalyses(t *testing.T) {
+	s := mustCheck(t, base+"matrix:\n  - name: a\n  - name: b\nreference: a\nanalyses: [port_budget, capture]\n")
+	cells := Expand(s, false)
+	if len(cells) != 2 {
+		t.Fatalf("%d cells", len(cells))
+	}
+	for _, c := range cells {
+		if c.Scenario.Reference != "a" || !reflect.DeepEqual(c.Scenario.Analyses, []string{"port_budget", "capture"}) {
+			t.Errorf("%s: reference %q, analyses %v", c.Name, c.Scenario.Reference, c.Scenario.Analyses)
+		}
+		if !c.Scenario.Services[1].IsProxy() {
+			t.Errorf("%s: the proxy is no longer marked", c.Name)
+		}
+	}
+	cells[0].Scenario.Analyses[0] = "x"
+	if s.Analyses[0] != "port_budget" || cells[1].Scenario.Analyses[0] != "port_budget" {
+		t.Errorf("cells share the analyses slice")
 	}
 }

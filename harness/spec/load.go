@@ -16,7 +16,7 @@ import (
 )
 
 // Load reads, decodes, defaults and validates the scenario file at path. A malformed or invalid file gives
-// an *Error listing every problem as "path:line: field: message".
+// an *Error listing every problem as "path:line: field: message". Call Check next.
 func Load(path string) (*Scenario, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
@@ -29,6 +29,12 @@ func Load(path string) (*Scenario, error) {
 // fields, values of the wrong type, durations without a unit and several documents in one file are errors.
 // Anchors, aliases and "<<" merge keys are accepted. On error the result is nil and the error is an *Error
 // holding all problems, sorted by line.
+//
+// Parse checks the scenario's structure (names, references between hosts, services and cells, durations,
+// rates, impairments, probes, expectations, the matrix) and fills the defaults that do not depend on
+// kinds. The kinds of services and workloads, reload strategies, mitigations, analyses, option keys,
+// protocols and ports are the lab's registries' business: Check checks them against a Vocabulary, with
+// the lines Parse recorded.
 func Parse(file string, data []byte) (*Scenario, error) {
 	d := newDecoder(file)
 	root := d.parse(data)
@@ -38,6 +44,7 @@ func Parse(file string, data []byte) (*Scenario, error) {
 	s := &Scenario{}
 	d.value("", root, reflect.ValueOf(s).Elem())
 	s.File = file
+	s.lines = d.lines
 	v := &validator{file: file, lines: d.lines, bad: d.bad}
 	v.run(s)
 	problems := append(d.problems, v.problems...)

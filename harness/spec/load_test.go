@@ -62,7 +62,7 @@ func TestParseBase(t *testing.T) {
 }
 
 func TestParseErrors(t *testing.T) {
-	const allowedTop = "name, description, backend, seed, repetitions, hosts, services, workload, reload, matrix, long, expect, probes, impair"
+	const allowedTop = "name, description, backend, seed, repetitions, hosts, services, workload, reload, matrix, reference, long, expect, analyses, probes, impair"
 	tests := []struct {
 		name  string
 		tail  string
@@ -159,38 +159,20 @@ func TestParseErrors(t *testing.T) {
 			want: []string{`t.yaml:4: hosts[1].sysctls[net.core.somaxconn]: want a string, got a list`}},
 
 		// Services.
-		{name: "service_kind", edits: []string{"    kind: nginx", "    kind: apache"},
-			want: []string{`t.yaml:8: services[0].kind: "apache" is not one of haproxy, nginx, mariadb, tengine`}},
 		{name: "service_host", edits: []string{"    host: backend", "    host: db"},
 			want: []string{`t.yaml:9: services[0].host: no host "db" (hosts: client, proxy, backend)`}},
 		{name: "service_port", edits: []string{"    port: 80", "    port: 70000"},
 			want: []string{`t.yaml:10: services[0].port: 70000 out of range 1..65535`}},
-		{name: "service_port_conflict", edits: []string{"    host: backend", "    host: proxy"},
-			want: []string{`t.yaml:11: services[1].port: port 80 on host proxy is already used by service web`}},
-		{name: "service_mode", edits: []string{"    mode: http", "    mode: udp"},
-			want: []string{`t.yaml:14: services[1].mode: "udp" is not one of http, tcp`}},
-		{name: "service_mode_not_proxy", edits: []string{"    port: 80", "    mode: tcp"},
-			want: []string{`t.yaml:10: services[0].mode: mode applies only to proxies (haproxy, tengine), not nginx`}},
 		{name: "service_backend_unknown", edits: []string{"    backends: [web]", "    backends: [web, db]"},
 			want: []string{`t.yaml:15: services[1].backends[1]: no service "db" (services: lb, web)`}},
 		{name: "service_backend_self", edits: []string{"    backends: [web]", "    backends: [lb]"},
 			want: []string{`t.yaml:15: services[1].backends[0]: a proxy cannot be its own backend`}},
-		{name: "service_no_backends", edits: []string{"    backends: [web]", "    backends: []"},
-			want: []string{`t.yaml:15: services[1].backends: a proxy needs at least one backend service`}},
-		{name: "service_mariadb_http", edits: []string{"    kind: nginx", "    kind: mariadb"},
-			want: []string{`t.yaml:15: services[1].backends[0]: backend "web" is mariadb: the proxy's mode must be tcp`}},
-		{name: "service_reload", edits: []string{"    mode: http", "    reload: graceful"},
-			want: []string{`t.yaml:14: services[1].reload: "graceful" is not one of legacy, legacy-st, socket-transfer, master-worker`}},
 
 		// Workload.
-		{name: "workload_kind", edits: []string{"  kind: http", "  kind: grpc"},
-			want: []string{`t.yaml:17: workload.kind: "grpc" is not one of http, mysql`}},
 		{name: "workload_from", edits: []string{"  from: client", "  from: laptop"},
 			want: []string{`t.yaml:18: workload.from: no host "laptop" (hosts: client, proxy, backend)`}},
 		{name: "workload_target", edits: []string{"  target: lb", "  target: api"},
 			want: []string{`t.yaml:19: workload.target: no service "api" (services: lb, web)`}},
-		{name: "workload_mysql_to_http", edits: []string{"  kind: http", "  kind: mysql"},
-			want: []string{`t.yaml:19: workload.target: a mysql workload needs a mariadb service or a proxy in tcp mode, not "lb"`}},
 		{name: "rate_zero", edits: []string{"  rate: 100", "  rate: 0"},
 			want: []string{`t.yaml:20: workload.rate: 0 out of range: want > 0 and <= 100000 connections/s`}},
 		{name: "rate_too_high", edits: []string{"  rate: 100", "  rate: 100001"},
@@ -201,8 +183,6 @@ func TestParseErrors(t *testing.T) {
 			want: []string{`t.yaml:22: workload.timeout: -1s must be > 0`}},
 
 		// Reload.
-		{name: "reload_not_proxy", edits: []string{"  service: lb", "  service: web"},
-			want: []string{`t.yaml:24: reload.service: service "web" is nginx, not a proxy (haproxy, tengine)`}},
 		{name: "reload_interval", edits: []string{"  interval: 250ms", "  interval: -1s"},
 			want: []string{`t.yaml:25: reload.interval: -1s must be > 0`}},
 		{name: "reload_jitter", edits: []string{"  jitter: 0s", "  jitter: 250ms"},
@@ -216,22 +196,23 @@ func TestParseErrors(t *testing.T) {
   - name: dup
   - name: dup
   - {name: bad-reload, reload: graceful}
-  - {name: mit, mitigations: [syn-drop, foo, syn-drop]}
+  - {name: mit, mitigations: [syn-drop, "", syn-drop]}
   - {name: sys, sysctls: {laptop: {net.core.somaxconn: 1}, proxy: {net.ipv4.tcp_tw_recycle: 1}}}
   - {name: svc, services: {api: {maxconn: 1}}}
   - {name: fast, rate: -3}
   - {name: calm, reload: none, mitigations: [tcp_migrate_req]}
+  - {name: many, persistent: -1}
 `, want: []string{
 			`t.yaml:28: matrix[0].name: "Legacy" must match [a-z0-9][a-z0-9_.+-]*`,
 			`t.yaml:30: matrix[2].name: duplicate cell "dup" (also matrix[1])`,
-			`t.yaml:31: matrix[3].reload: "graceful" is not one of none, legacy, legacy-st, socket-transfer, master-worker`,
-			`t.yaml:32: matrix[4].mitigations[1]: "foo" is not one of syn-drop, tcp_migrate_req`,
+			`t.yaml:32: matrix[4].mitigations[1]: empty mitigation name`,
 			`t.yaml:32: matrix[4].mitigations[2]: duplicate mitigation "syn-drop"`,
 			`t.yaml:33: matrix[5].sysctls[laptop]: no host "laptop" (hosts: client, proxy, backend)`,
 			`t.yaml:33: matrix[5].sysctls[proxy][net.ipv4.tcp_tw_recycle]: net.ipv4.tcp_tw_recycle was removed in Linux 4.12; use net.ipv4.tcp_tw_reuse (see docs)`,
 			`t.yaml:34: matrix[6].services[api]: no service "api" (services: lb, web)`,
 			`t.yaml:35: matrix[7].rate: -3 out of range: want > 0 and <= 100000 connections/s`,
 			`t.yaml:36: matrix[8].mitigations[0]: tcp_migrate_req mitigates reloads, but this cell has no reload storm`,
+			`t.yaml:37: matrix[9].persistent: -1 out of range 0..10000`,
 		}},
 		{name: "matrix_strategy_without_reload", edits: []string{"reload:", "reload_off:", "  service: lb", "    service: lb", "  interval: 250ms", "    interval: 250ms", "  jitter: 0s", "    jitter: 0s"},
 			tail: "matrix:\n  - {name: mw, reload: master-worker}\n",
@@ -273,6 +254,45 @@ expect:
 		}},
 		{name: "expect_default_cell", tail: "expect:\n  - {cell: legacy, failures: some}\n",
 			want: []string{`t.yaml:28: expect[0].cell: no cell "legacy" (cells: default)`}},
+
+		// Reserved host names (the router's devices are named after hosts).
+		{name: "host_router", edits: []string{"  - name: proxy", "  - name: router", "    host: proxy", "    host: router"},
+			want: []string{`t.yaml:4: hosts[1].name: "router" is reserved: it names the lab's router (and, in probes, the router's namespace)`}},
+		{name: "host_lo", edits: []string{"  - name: proxy", "  - name: lo", "    host: proxy", "    host: lo"},
+			want: []string{`t.yaml:4: hosts[1].name: "lo" is reserved: the router's link to a host is named after the host, and lo is the router's loopback device`}},
+		{name: "host_ifb", edits: []string{"  - name: proxy", "  - name: flifb100", "    host: proxy", "    host: flifb100"},
+			want: []string{`t.yaml:4: hosts[1].name: "flifb100" is reserved: the router's link to a host is named after the host, and the impairment engine names its own devices on the router flifb<N> and flprobe*`}},
+		{name: "host_probe", edits: []string{"  - name: client", "  - name: flprobe0", "  from: client", "  from: flprobe0"},
+			want: []string{`t.yaml:3: hosts[0].name: "flprobe0" is reserved: the router's link to a host is named after the host, and the impairment engine names its own devices on the router flifb<N> and flprobe*`}},
+
+		// Impairment schedule steps after the workload's end never apply.
+		{name: "impair_step_after_end", tail: "impair:\n  links:\n    - host: client\n      to_host:\n        schedule:\n          - {at: 500ms, delay: 5ms}\n          - {at: 1s}\n",
+			want: []string{`t.yaml:33: impair.links[0].to_host.schedule[1].at: 1s is not before the workload's end (workload.duration 1s): the step would never apply`}},
+		{name: "impair_step_after_warmup_end", edits: []string{"  timeout: 2s", "  warmup: 500ms"},
+			tail: "matrix:\n  - name: a\n    impair:\n      links:\n        - host: client\n          from_host:\n            schedule: [{at: 1400ms}, {at: 1500ms}]\n",
+			want: []string{`t.yaml:33: matrix[0].impair.links[0].from_host.schedule[1].at: 1.5s is not before the workload's end (warmup 500ms + workload.duration 1s): the step would never apply`}},
+		{name: "impair_step_after_long_end", edits: []string{"  duration: 1s", "  duration: 20s"},
+			tail: "long: {duration: 10s}\nimpair:\n  links:\n    - {host: client, to_host: {schedule: [{at: 5s}, {at: 15s}]}}\n",
+			want: []string{`t.yaml:30: impair.links[0].to_host.schedule[1].at: 15s is not before the workload's end in long mode (long.duration 10s): the step would never apply`}},
+
+		// The record budget.
+		{name: "budget", edits: []string{"  rate: 100", "  rate: 100000", "  duration: 1s", "  duration: 1000s"},
+			want: []string{`t.yaml:16: workload: the run would record 100000000 attempts (rate x duration x cells x repetitions), more than the record budget of 50000000 per run (~250 bytes each on disk, 25.0 GB); lower one of them`}},
+		{name: "budget_long", tail: "matrix:\n  - {name: a, rate: 50000}\n  - {name: b}\nlong: {duration: 1000s}\n",
+			want: []string{`t.yaml:30: long: a long run would record 50100000 attempts (rate x duration x cells x repetitions), more than the record budget of 50000000 per run (~250 bytes each on disk, 12.5 GB); lower one of them`}},
+
+		// Reference and analyses.
+		{name: "reference", tail: "matrix:\n  - name: a\n  - name: b\nreference: c\n",
+			want: []string{`t.yaml:30: reference: no cell "c" (cells: a, b)`}},
+		{name: "reference_default", tail: "reference: legacy\n",
+			want: []string{`t.yaml:27: reference: no cell "legacy" (cells: default)`}},
+		{name: "analyses", tail: "analyses: [capture, \"\", capture]\n",
+			want: []string{
+				`t.yaml:27: analyses[1]: empty analysis name`,
+				`t.yaml:27: analyses[2]: duplicate analysis "capture" (also analyses[0])`,
+			}},
+		{name: "analyses_not_list", tail: "analyses: capture\n",
+			want: []string{`t.yaml:27: analyses: want a list, got "capture"`}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -301,6 +321,12 @@ expect:
 func TestParseReference(t *testing.T) {
 	s, err := Load("testdata/reload.yaml")
 	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Services[1].IsProxy() || s.Services[0].Port != 80 || s.Services[1].Port != 80 {
+		t.Errorf("Parse knows kinds: %+v", s.Services)
+	}
+	if err := Check(s, testVocabulary()); err != nil {
 		t.Fatal(err)
 	}
 	if s.File != "testdata/reload.yaml" || s.Name != "reload" || s.Backend != "netns" || s.Seed != 1 || s.Repetitions != 1 {
@@ -355,8 +381,14 @@ func TestParseDefaults(t *testing.T) {
 	if s.Seed != 1 || s.Repetitions != 1 || s.Backend != "netns" {
 		t.Errorf("seed %d, repetitions %d, backend %q", s.Seed, s.Repetitions, s.Backend)
 	}
+	if lb := s.Services[1]; lb.Port != 0 || lb.Reload != "" || lb.Mode != "http" {
+		t.Errorf("lb = %+v: Parse applied kind defaults", lb)
+	}
+	if err := Check(s, testVocabulary()); err != nil {
+		t.Fatal(err)
+	}
 	if lb := s.Services[1]; lb.Port != 80 || lb.Reload != "legacy" {
-		t.Errorf("lb = %+v", lb)
+		t.Errorf("lb = %+v after Check", lb)
 	}
 	// An explicit seed 0 is kept; explicit zero durations where zero is allowed are kept.
 	s, err = Parse("t.yaml", []byte(edit(t, "seed: 0\n", "  jitter: 0s", "  syn_drop: {before: 0s, after: 0}")))
@@ -371,7 +403,11 @@ func TestParseDefaults(t *testing.T) {
 func TestParseFixtures(t *testing.T) {
 	for _, name := range []string{"reload", "ports", "anchors"} {
 		t.Run(name, func(t *testing.T) {
-			if _, err := Load(filepath.Join("testdata", name+".yaml")); err != nil {
+			s, err := Load(filepath.Join("testdata", name+".yaml"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := Check(s, testVocabulary()); err != nil {
 				t.Fatal(err)
 			}
 		})
@@ -381,6 +417,9 @@ func TestParseFixtures(t *testing.T) {
 func TestParsePorts(t *testing.T) {
 	s, err := Load("testdata/ports.yaml")
 	if err != nil {
+		t.Fatal(err)
+	}
+	if err := Check(s, testVocabulary()); err != nil {
 		t.Fatal(err)
 	}
 	proxy := s.Hosts[1].Sysctls
@@ -404,6 +443,9 @@ func TestParsePorts(t *testing.T) {
 func TestParseAnchors(t *testing.T) {
 	s, err := Load("testdata/anchors.yaml")
 	if err != nil {
+		t.Fatal(err)
+	}
+	if err := Check(s, testVocabulary()); err != nil {
 		t.Fatal(err)
 	}
 	if s.Hosts[2].Sysctls["net.core.somaxconn"] != "4096" {
@@ -469,8 +511,14 @@ func TestValidateInCode(t *testing.T) {
 	if err := Validate(s); err != nil {
 		t.Fatal(err)
 	}
-	if s.Hosts[0].Addrs != 1 || s.Services[0].Port != 80 || s.Workload.Timeout != 5*time.Second || s.Seed != 1 {
+	if s.Hosts[0].Addrs != 1 || s.Workload.Timeout != 5*time.Second || s.Seed != 1 {
 		t.Errorf("defaults not applied: %+v", s)
+	}
+	if err := Check(s, testVocabulary()); err != nil {
+		t.Fatal(err)
+	}
+	if s.Services[0].Port != 80 {
+		t.Errorf("Check did not apply the default port: %+v", s.Services[0])
 	}
 	s.Workload.Rate = -1
 	err := Validate(s)
@@ -488,6 +536,9 @@ func FuzzParse(f *testing.F) {
 		f.Add(data)
 	}
 	f.Add([]byte(base))
+	f.Add([]byte(base + "analyses: [capture, port_budget]\nreference: default\n"))
+	f.Add([]byte(strings.Replace(base, "    mode: http", "    mode: tcp", 1) +
+		"impair:\n  links:\n    - {host: client, to_host: {schedule: [{at: 500ms, loss: 0.1}]}}\n"))
 	f.Add([]byte("a: &a [*a]\nhosts: *a\n"))
 	f.Add([]byte("long: &l {<<: *l}\n"))
 	f.Add([]byte("---\n---\n"))
@@ -509,11 +560,27 @@ func FuzzParse(f *testing.F) {
 		if s == nil {
 			t.Fatal("nil scenario without error")
 		}
-		if reps := max(s.Repetitions, 1) * max(len(s.Matrix), 1); reps <= 1000 {
-			Expand(s, false)
-		}
 		if err := Validate(s); err != nil {
 			t.Fatalf("a parsed scenario does not validate again: %v", err)
+		}
+		err = Check(s, testVocabulary())
+		if err != nil {
+			var perr *Error
+			if !errors.As(err, &perr) || len(perr.Problems) == 0 {
+				t.Fatalf("Check error %T %v is not a non-empty *Error", err, err)
+			}
+			for _, p := range perr.Problems {
+				if p.Line < 1 || p.File != "f.yaml" || p.Msg == "" {
+					t.Fatalf("Check problem without a line: %+v", p)
+				}
+			}
+			return
+		}
+		if err := Check(s, testVocabulary()); err != nil {
+			t.Fatalf("a checked scenario does not check again: %v", err)
+		}
+		if reps := max(s.Repetitions, 1) * max(len(s.Matrix), 1); reps <= 1000 {
+			Expand(s, false)
 		}
 	})
 }

@@ -21,10 +21,15 @@ type Scenario struct {
 	Reload   *Reload   `yaml:"reload"`
 	// Matrix lists the cells; each overrides parts of the base scenario. Empty means one cell named "default".
 	Matrix []CellSpec `yaml:"matrix"`
+	// Reference names the cell the other cells are compared with (comparisons, p-values); optional.
+	Reference string `yaml:"reference"`
 	// Long overrides applied in long (nightly) mode.
 	Long *Long `yaml:"long"`
 	// Expect lists what the scenario exists to show, checked against the results.
 	Expect []Expectation `yaml:"expect"`
+	// Analyses names the analyses to run on every cell (the lab's analysis registry lists them; Check
+	// checks the names).
+	Analyses []string `yaml:"analyses"`
 	// Probes switches the lab's probes on: packet captures, socket-state and process samplers.
 	Probes *Probes `yaml:"probes"`
 	// Impair degrades links: delay, jitter, loss, rate, on a schedule (harness/impair).
@@ -32,6 +37,10 @@ type Scenario struct {
 
 	// File is the path the scenario was loaded from (not decoded).
 	File string `yaml:"-"`
+
+	// lines maps the field paths Parse read (e.g. "services[1].kind") to their line, so that Check can
+	// name lines too. Nil for a scenario built in code.
+	lines map[string]int
 }
 
 // Host is one lab host.
@@ -48,24 +57,27 @@ type Host struct {
 // Service is a daemon running on a host.
 type Service struct {
 	Name string `yaml:"name"`
-	// Kind is one of: haproxy, nginx, mariadb, tengine.
+	// Kind is one of the lab's service kinds (its service registry: haproxy, nginx, mariadb, tengine...).
 	Kind string `yaml:"kind"`
 	Host string `yaml:"host"`
-	Port int    `yaml:"port"` // 1-65535; defaults: haproxy/nginx/tengine 80, mariadb 3306
-	// Mode is the proxy mode for haproxy/tengine: "http" (default) or "tcp".
+	Port int    `yaml:"port"` // 1-65535; default: the kind's (Check sets it)
+	// Mode is a proxy's mode: "http" (default) or "tcp".
 	Mode string `yaml:"mode"`
 	// Backends names the services a proxy forwards to.
 	Backends []string `yaml:"backends"`
-	// Reload is the reload strategy of a proxy: legacy (default), legacy-st, socket-transfer, master-worker.
+	// Reload is the reload strategy of a proxy, one of its kind's (default: the kind's first).
 	Reload string `yaml:"reload"`
-	// Options are extra driver settings (e.g. maxconn, timeouts, nbthread, body_size); each driver
-	// validates its own keys.
+	// Options are extra driver settings (e.g. maxconn, timeouts, nbthread, body_size); Check checks the
+	// keys against the kind's, and each driver checks the values.
 	Options map[string]string `yaml:"options"`
+
+	// Proxy is set by Check from the vocabulary: the kind is a proxy (mode, backends, reload strategy).
+	Proxy bool `yaml:"-"`
 }
 
 // Workload is the load the client drives.
 type Workload struct {
-	// Kind is one of: http (new connection, GET / HTTP/1.0, read to EOF, close), mysql.
+	// Kind is one of the lab's workload kinds (its workload registry: http, mysql...).
 	Kind string `yaml:"kind"`
 	// From is the client host.
 	From string `yaml:"from"`
@@ -77,7 +89,8 @@ type Workload struct {
 	// Warmup is run before the measured duration and not recorded (default 0).
 	Warmup time.Duration `yaml:"warmup"`
 	// Persistent > 0 keeps that many connections open and sends the attempts over them (a request per
-	// attempt) instead of opening a connection per attempt: the "persistent connections" mitigation.
+	// attempt) instead of opening a connection per attempt: the "persistent connections" mitigation. Only
+	// for workload kinds that support it.
 	Persistent int `yaml:"persistent"`
 }
 
@@ -148,7 +161,8 @@ type ImpairDir struct {
 	Schedule   []ImpairStep `yaml:"schedule"`
 }
 
-// ImpairStep is one change of a direction's impairment, at an offset from the cell's start.
+// ImpairStep is one change of a direction's impairment, at an offset from the cell's start (which comes
+// before the workload's warmup); it must fall before the workload's end.
 type ImpairStep struct {
 	At         time.Duration `yaml:"at"`
 	Impairment `yaml:",inline"`
@@ -178,7 +192,7 @@ type CellSpec struct {
 	Name string `yaml:"name"` // [a-z0-9][a-z0-9_.+-]*, unique; used as a subtest name
 	// Reload overrides the reloaded service's strategy; "none" disables the reload storm.
 	Reload string `yaml:"reload"`
-	// Mitigations from the closed set: syn-drop, tcp_migrate_req.
+	// Mitigations, each one of the lab's (e.g. syn-drop, tcp_migrate_req).
 	Mitigations []string `yaml:"mitigations"`
 	// Sysctls per host name, merged over the host's own.
 	Sysctls map[string]map[string]string `yaml:"sysctls"`
@@ -222,7 +236,8 @@ type Cell struct {
 	Name string
 	Rep  int // repetition, counting from 0
 	// Scenario is a deep copy with the row's overrides applied (hosts' sysctls merged, services' options
-	// merged, strategy set, rate set); Reload is nil when the row disables the storm.
+	// merged, strategy set, rate set); Reload is nil when the row disables the storm. It keeps the
+	// scenario's Reference and Analyses.
 	Scenario    Scenario
 	Mitigations []string
 	Seed        int64 // derived from the scenario seed, the cell name and the repetition

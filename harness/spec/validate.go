@@ -48,13 +48,10 @@ func (e *Error) Error() string {
 	return strings.Join(lines, "\n")
 }
 
-// The closed sets of the scenario language.
+// The scenario language's own names and patterns. The kinds of services and workloads, reload strategies,
+// mitigations and analyses belong to the lab's registries: Check takes them as a Vocabulary.
 var (
-	kinds       = []string{"haproxy", "nginx", "mariadb", "tengine"}
-	proxyKinds  = []string{"haproxy", "tengine"}
-	strategies  = []string{"legacy", "legacy-st", "socket-transfer", "master-worker"}
-	mitigations = []string{"syn-drop", "tcp_migrate_req"}
-	claims      = "failures, better_than, fewer_resets_than, connect_p99_at_least"
+	claims = "failures, better_than, fewer_resets_than, connect_p99_at_least"
 
 	hostName    = regexp.MustCompile(`^[a-z][a-z0-9]{0,9}$`)
 	serviceName = regexp.MustCompile(`^[a-z][a-z0-9_-]{0,31}$`)
@@ -66,24 +63,27 @@ const (
 	maxRate        = 100000
 	maxRepetitions = 1000
 	maxAddrs       = 16
+	// maxRecords bounds the attempts a run records (rate x duration x cells x repetitions), at about
+	// recordBytes each on disk.
+	maxRecords  = 50_000_000
+	recordBytes = 250
 )
 
 // Defaults.
 const (
-	defaultTimeout   = 5 * time.Second
-	defaultBefore    = 20 * time.Millisecond
-	defaultAfter     = 100 * time.Millisecond
-	defaultAlpha     = 0.01
-	defaultMariaPort = 3306
-	defaultHTTPPort  = 80
+	defaultTimeout = 5 * time.Second
+	defaultBefore  = 20 * time.Millisecond
+	defaultAfter   = 100 * time.Millisecond
+	defaultAlpha   = 0.01
 )
 
-// IsProxy reports whether the service is a proxy (haproxy, tengine): one with a mode, backends and a
-// reload strategy.
-func (s Service) IsProxy() bool { return slices.Contains(proxyKinds, s.Kind) }
+// IsProxy reports whether the service is a proxy: one with a mode, backends and a reload strategy. Check
+// sets it from the vocabulary; before Check it is false.
+func (s Service) IsProxy() bool { return s.Proxy }
 
-// Validate fills in defaults and checks a scenario built in code, with the same rules Parse applies. A
-// zero value counts as absent. Problems carry s.File but no line.
+// Validate fills in the defaults that do not depend on kinds and checks the structure of a scenario built
+// in code, with the same rules Parse applies. A zero value counts as absent. Problems carry s.File but no
+// line. Call Check next, as after Parse.
 func Validate(s *Scenario) error {
 	v := &validator{file: s.File}
 	v.run(s)
@@ -154,11 +154,15 @@ func (v *validator) run(s *Scenario) {
 	v.reload(s.Reload, services)
 	cells := v.matrix(s, hosts, services)
 	v.long(s.Long, hosts)
+	v.reference(s.Reference, cells)
 	v.expect(s.Expect, cells)
+	v.analyses(s.Analyses)
+	v.budget(s)
 	v.probes(s.Probes, hosts, services)
-	v.impair("impair", s.Impair, hosts)
+	end := runEnds(s)
+	v.impair("impair", s.Impair, hosts, end)
 	for i := range s.Matrix {
-		v.impair(fmt.Sprintf("matrix[%d].impair", i), s.Matrix[i].Impair, hosts)
+		v.impair(fmt.Sprintf("matrix[%d].impair", i), s.Matrix[i].Impair, hosts, end)
 	}
 }
 
@@ -197,6 +201,8 @@ func (v *validator) hosts(hosts []Host) []string {
 			v.add(p+".name", "missing; want a name matching %s", pattern(hostName))
 		case !hostName.MatchString(h.Name):
 			v.add(p+".name", "%q must match %s", h.Name, pattern(hostName))
+		case reserved(h.Name) != "":
+			v.add(p+".name", "%q is reserved: %s", h.Name, reserved(h.Name))
 		case j >= 0:
 			v.add(p+".name", "duplicate host %q (also hosts[%d])", h.Name, j)
 		}
@@ -209,6 +215,22 @@ func (v *validator) hosts(hosts []Host) []string {
 		v.sysctls(p+".sysctls", h.Sysctls)
 	}
 	return names
+}
+
+// reserved says why a host cannot have this name, or "". Every host's link to the router is named after
+// the host in the router's namespace (harness/netns), so a host cannot take the name of the router or of
+// another device there: lo, and the impairment engine's flifb<N> and flprobe* (harness/impair).
+func reserved(name string) string {
+	switch {
+	case name == RouterHost:
+		return "it names the lab's router (and, in probes, the router's namespace)"
+	case name == "lo":
+		return "the router's link to a host is named after the host, and lo is the router's loopback device"
+	case strings.HasPrefix(name, "flifb"), strings.HasPrefix(name, "flprobe"):
+		return "the router's link to a host is named after the host, and the impairment engine names its " +
+			"own devices on the router flifb<N> and flprobe*"
+	}
+	return ""
 }
 
 // services checks the services and returns them by name.
@@ -232,32 +254,17 @@ func (v *validator) services(services []Service, hosts []string) map[string]*Ser
 		}
 		names = append(names, sv.Name)
 	}
-	ports := map[string]string{} // "host:port" -> service
 	for i := range services {
-		sv, p := &services[i], fmt.Sprintf("services[%d]", i)
-		v.service(p, sv, hosts, byName)
-		hp := fmt.Sprintf("%s:%d", sv.Host, sv.Port)
-		if other, used := ports[hp]; used && sv.Host != "" {
-			v.add(p+".port", "port %d on host %s is already used by service %s", sv.Port, sv.Host, other)
-		}
-		ports[hp] = sv.Name
+		v.service(fmt.Sprintf("services[%d]", i), &services[i], hosts, byName)
 	}
 	return byName
 }
 
+// service checks what every service has; Check checks its kind and what depends on it (port default,
+// proxy fields, option keys, protocols).
 func (v *validator) service(p string, sv *Service, hosts []string, byName map[string]*Service) {
-	if sv.Kind == "" {
-		v.add(p+".kind", "missing; want one of %s", strings.Join(kinds, ", "))
-	} else if !slices.Contains(kinds, sv.Kind) {
-		v.add(p+".kind", "%q is not one of %s", sv.Kind, strings.Join(kinds, ", "))
-	}
 	v.hostRef(p+".host", sv.Host, hosts)
-	if !v.set(p+".port", sv.Port != 0) {
-		sv.Port = defaultHTTPPort
-		if sv.Kind == "mariadb" {
-			sv.Port = defaultMariaPort
-		}
-	} else if sv.Port < 1 || sv.Port > 65535 {
+	if v.set(p+".port", sv.Port != 0) && (sv.Port < 1 || sv.Port > 65535) {
 		v.add(p+".port", "%d out of range 1..65535", sv.Port)
 	}
 	for _, key := range sortedKeys(sv.Options) {
@@ -265,46 +272,15 @@ func (v *validator) service(p string, sv *Service, hosts []string, byName map[st
 			v.add(p+".options", "empty option name")
 		}
 	}
-	if !sv.IsProxy() {
-		for _, f := range []struct {
-			name string
-			set  bool
-		}{{"mode", sv.Mode != ""}, {"backends", len(sv.Backends) > 0}, {"reload", sv.Reload != ""}} {
-			if f.set && sv.Kind != "" {
-				v.add(p+"."+f.name, "%s applies only to proxies (%s), not %s", f.name, strings.Join(proxyKinds, ", "), sv.Kind)
-			}
-		}
-		return
-	}
-	v.proxy(p, sv, byName)
-}
-
-func (v *validator) proxy(p string, sv *Service, byName map[string]*Service) {
-	if sv.Mode == "" {
-		sv.Mode = "http"
-	} else if sv.Mode != "http" && sv.Mode != "tcp" {
-		v.add(p+".mode", "%q is not one of http, tcp", sv.Mode)
-	}
-	if sv.Reload == "" {
-		sv.Reload = "legacy"
-	} else if !slices.Contains(strategies, sv.Reload) {
-		v.add(p+".reload", "%q is not one of %s", sv.Reload, strings.Join(strategies, ", "))
-	}
-	if len(sv.Backends) == 0 {
-		v.add(p+".backends", "a proxy needs at least one backend service")
-	}
 	for i, b := range sv.Backends {
 		bp := fmt.Sprintf("%s.backends[%d]", p, i)
-		target, ok := byName[b]
-		switch {
+		switch _, ok := byName[b]; {
 		case !ok:
 			v.add(bp, "no service %q (services: %s)", b, listed(sortedKeys(byName)))
 		case b == sv.Name:
 			v.add(bp, "a proxy cannot be its own backend")
 		case slices.Index(sv.Backends, b) < i:
 			v.add(bp, "duplicate backend %q", b)
-		case target.Kind == "mariadb" && sv.Mode == "http":
-			v.add(bp, "backend %q is mariadb: the proxy's mode must be tcp", b)
 		}
 	}
 }

@@ -15,7 +15,7 @@ var (
 
 // impair checks an impairment section (the scenario's or a matrix row's) and fills its defaults. The
 // engine checks the values again when it applies them; this pass names the line.
-func (v *validator) impair(path string, im *Impair, hosts []string) {
+func (v *validator) impair(path string, im *Impair, hosts []string, end runEnd) {
 	if im == nil {
 		return
 	}
@@ -31,12 +31,12 @@ func (v *validator) impair(path string, im *Impair, hosts []string) {
 		if l.ToHost == nil && l.FromHost == nil {
 			v.add(p, "impairs nothing; set to_host (router -> host) and/or from_host (host -> router)")
 		}
-		v.impairDir(p+".to_host", l.ToHost)
-		v.impairDir(p+".from_host", l.FromHost)
+		v.impairDir(p+".to_host", l.ToHost, end)
+		v.impairDir(p+".from_host", l.FromHost, end)
 	}
 }
 
-func (v *validator) impairDir(path string, d *ImpairDir) {
+func (v *validator) impairDir(path string, d *ImpairDir, end runEnd) {
 	if d == nil {
 		return
 	}
@@ -48,6 +48,8 @@ func (v *validator) impairDir(path string, d *ImpairDir) {
 			v.add(p+".at", "%s is negative", st.At)
 		} else if i > 0 && st.At <= d.Schedule[i-1].At {
 			v.add(p+".at", "%s is not after the previous step (%s)", st.At, d.Schedule[i-1].At)
+		} else if msg := end.after(st.At); msg != "" {
+			v.add(p+".at", "%s", msg)
 		}
 		v.impairment(p, &st.Impairment)
 	}

@@ -4,31 +4,19 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 )
 
-// Rules for the run: workload, reload storm, matrix, long mode and expectations.
+// Rules for the run: workload, reload storm, matrix, long mode, reference, expectations, analyses and the
+// record budget. What depends on the kinds of services and workloads is Check's (check.go).
 
 func (v *validator) workload(w *Workload, hosts []string, services map[string]*Service) {
 	if !v.set("workload", *w != (Workload{})) {
 		v.add("workload", "missing; describe the load (kind, from, target, rate, duration)")
 		return
 	}
-	switch w.Kind {
-	case "":
-		v.add("workload.kind", "missing; want http or mysql")
-	case "http", "mysql":
-	default:
-		v.add("workload.kind", "%q is not one of http, mysql", w.Kind)
-	}
 	v.hostRef("workload.from", w.From, hosts)
-	if sv := v.serviceRef("workload.target", w.Target, services); sv != nil {
-		switch {
-		case w.Kind == "http" && sv.Kind == "mariadb":
-			v.add("workload.target", "an http workload cannot target mariadb service %q", sv.Name)
-		case w.Kind == "mysql" && (sv.Kind == "nginx" || sv.IsProxy() && sv.Mode != "tcp"):
-			v.add("workload.target", "a mysql workload needs a mariadb service or a proxy in tcp mode, not %q", sv.Name)
-		}
-	}
+	v.serviceRef("workload.target", w.Target, services)
 	v.rate("workload.rate", w.Rate)
 	if !v.set("workload.duration", w.Duration != 0) {
 		v.add("workload.duration", "missing; e.g. 20s")
@@ -43,23 +31,23 @@ func (v *validator) workload(w *Workload, hosts []string, services map[string]*S
 	if w.Warmup < 0 {
 		v.add("workload.warmup", "%s must be >= 0", w.Warmup)
 	}
-	if w.Persistent < 0 || w.Persistent > maxPersistent {
-		v.add("workload.persistent", "%d out of range 0..%d", w.Persistent, maxPersistent)
-	} else if w.Persistent > 0 && w.Kind != "mysql" {
-		v.add("workload.persistent", "persistent connections are implemented for the mysql workload only")
-	}
+	v.persistent("workload.persistent", w.Persistent)
 }
 
 // maxPersistent bounds the connections a persistent workload keeps open.
 const maxPersistent = 10000
 
+func (v *validator) persistent(path string, n int) {
+	if n < 0 || n > maxPersistent {
+		v.add(path, "%d out of range 0..%d", n, maxPersistent)
+	}
+}
+
 func (v *validator) reload(r *Reload, services map[string]*Service) {
 	if r == nil {
 		return
 	}
-	if sv := v.serviceRef("reload.service", r.Service, services); sv != nil && !sv.IsProxy() {
-		v.add("reload.service", "service %q is %s, not a proxy (%s)", sv.Name, sv.Kind, strings.Join(proxyKinds, ", "))
-	}
+	v.serviceRef("reload.service", r.Service, services)
 	if !v.set("reload.interval", r.Interval != 0) {
 		v.add("reload.interval", "missing; e.g. 250ms")
 	} else if r.Interval <= 0 {
@@ -102,19 +90,16 @@ func (v *validator) matrix(s *Scenario, hosts []string, services map[string]*Ser
 	return names
 }
 
+// row checks a matrix row's structure; Check checks its strategy, mitigations and option keys.
 func (v *validator) row(p string, row *CellSpec, storm bool, hosts []string, services map[string]*Service) {
-	switch {
-	case row.Reload == "" || row.Reload == "none":
-	case !slices.Contains(strategies, row.Reload):
-		v.add(p+".reload", "%q is not one of none, %s", row.Reload, strings.Join(strategies, ", "))
-	case !storm:
+	if row.Reload != "" && row.Reload != "none" && !storm {
 		v.add(p+".reload", "sets a reload strategy, but the scenario has no reload section")
 	}
 	for j, m := range row.Mitigations {
 		mp := fmt.Sprintf("%s.mitigations[%d]", p, j)
 		switch {
-		case !slices.Contains(mitigations, m):
-			v.add(mp, "%q is not one of %s", m, strings.Join(mitigations, ", "))
+		case m == "":
+			v.add(mp, "empty mitigation name")
 		case slices.Index(row.Mitigations, m) < j:
 			v.add(mp, "duplicate mitigation %q", m)
 		case !storm || row.Reload == "none":
@@ -139,6 +124,7 @@ func (v *validator) row(p string, row *CellSpec, storm bool, hosts []string, ser
 	if v.set(p+".rate", row.Rate != 0) {
 		v.rate(p+".rate", row.Rate)
 	}
+	v.persistent(p+".persistent", row.Persistent)
 }
 
 func (v *validator) long(l *Long, hosts []string) {
@@ -225,4 +211,124 @@ func orNone(list []string) string {
 		return "none"
 	}
 	return strings.Join(list, ", ")
+}
+
+// reference checks the cell the others are compared with.
+func (v *validator) reference(name string, cells []string) {
+	if v.set("reference", name != "") {
+		v.cellRef("reference", name, cells)
+	}
+}
+
+// analyses checks the analysis names' form; Check checks that the lab knows them.
+func (v *validator) analyses(names []string) {
+	for i, a := range names {
+		p := fmt.Sprintf("analyses[%d]", i)
+		switch j := slices.Index(names, a); {
+		case strings.TrimSpace(a) == "":
+			v.add(p, "empty analysis name")
+		case j < i:
+			v.add(p, "duplicate analysis %q (also analyses[%d])", a, j)
+		}
+	}
+}
+
+// budget bounds the attempts a run records, in quick and in long mode.
+func (v *validator) budget(s *Scenario) {
+	w := s.Workload
+	quick := attempts(s, w.Rate, w.Duration, s.Repetitions)
+	if quick > maxRecords {
+		v.add("workload", "the run would record %s attempts (rate x duration x cells x repetitions), more than "+
+			"the record budget of %s per run (~%d bytes each on disk, %s); lower one of them",
+			count(quick), count(maxRecords), recordBytes, size(quick*recordBytes))
+	}
+	l := s.Long
+	if l == nil {
+		return
+	}
+	rate, dur, reps := w.Rate, w.Duration, s.Repetitions
+	if l.Rate > 0 {
+		rate = l.Rate
+	}
+	if l.Duration > 0 {
+		dur = l.Duration
+	}
+	if l.Repetitions > 0 {
+		reps = l.Repetitions
+	}
+	if long := attempts(s, rate, dur, reps); long > maxRecords {
+		v.add("long", "a long run would record %s attempts (rate x duration x cells x repetitions), more "+
+			"than the record budget of %s per run (~%d bytes each on disk, %s); lower one of them",
+			count(long), count(maxRecords), recordBytes, size(long*recordBytes))
+	}
+}
+
+// attempts is the number of attempts a run records: every cell at its rate (a row's own, else rate) for
+// dur, reps times.
+func attempts(s *Scenario, rate float64, dur time.Duration, reps int) float64 {
+	if dur <= 0 || reps <= 0 {
+		return 0
+	}
+	if len(s.Matrix) == 0 {
+		return max(rate, 0) * dur.Seconds() * float64(reps)
+	}
+	var n float64
+	for _, row := range s.Matrix {
+		r := rate
+		if row.Rate > 0 {
+			r = row.Rate
+		}
+		n += max(r, 0) * dur.Seconds() * float64(reps)
+	}
+	return n
+}
+
+// count writes a large count without an exponent.
+func count(n float64) string { return fmt.Sprintf("%.0f", n) }
+
+// size writes a byte count in GB or MB.
+func size(b float64) string {
+	if b >= 1e9 {
+		return fmt.Sprintf("%.1f GB", b/1e9)
+	}
+	return fmt.Sprintf("%.0f MB", b/1e6)
+}
+
+// runEnd says when the workload ends, counted from the cell's start, where the impairment schedule's
+// clock starts (before the warmup).
+type runEnd struct {
+	warmup      time.Duration
+	quick, long time.Duration // durations; zero when not valid or (long) not set
+}
+
+func runEnds(s *Scenario) runEnd {
+	w := s.Workload
+	if w.Warmup < 0 {
+		return runEnd{}
+	}
+	e := runEnd{warmup: w.Warmup, quick: max(w.Duration, 0)}
+	if s.Long != nil {
+		e.long = max(s.Long.Duration, 0)
+	}
+	return e
+}
+
+// after returns what a step at at comes too late for ("" when it is in time): the quick run's workload,
+// and then the long one's.
+func (e runEnd) after(at time.Duration) string {
+	for _, c := range []struct {
+		dur        time.Duration
+		mode, name string
+	}{{e.quick, "", "workload.duration"}, {e.long, " in long mode", "long.duration"}} {
+		if c.dur <= 0 || at-e.warmup < c.dur { // at >= 0 and warmup >= 0: no overflow
+			continue
+		}
+		if e.warmup > 0 {
+			return fmt.Sprintf("%s is not before the workload's end%s (warmup %s + %s %s): the step would "+
+				"never apply", at, c.mode, e.warmup, c.name, c.dur)
+		}
+		return fmt.Sprintf("%s is not before the workload's end%s (%s %s): the step would never apply",
+			at, c.mode, c.name, c.dur)
+	}
+	return ""
 }

@@ -1,0 +1,120 @@
+package analyses
+
+import (
+	"fmt"
+	"net/netip"
+	"path/filepath"
+	"time"
+
+	"github.com/faultlab/faultlab/capture"
+	"github.com/faultlab/faultlab/results"
+)
+
+// Capture analyses every packet capture of the cell (probes.capture): packets, RSTs by the role of their
+// sender, the per-connection summary (who closed first, zero windows, handshakes), and the RSTs that went
+// toward the client against the resets the client saw. The runner enables it whenever a cell captures.
+var Capture = &Analyzer{
+	Name: "capture",
+	Doc:  "per-link packet and connection summary of the cell's pcaps",
+	Run:  runCapture,
+}
+
+// CaptureResult is the capture analysis of one repetition, by link ("<host>-<iface>").
+type CaptureResult struct {
+	Links map[string]LinkSummary `json:"links"`
+	// ClientResets counts the attempts the client saw refused or reset, to set against RSTs toward it.
+	ClientResets int `json:"client_resets"`
+
+	// conns are the proxies' connections toward backends, by the capturing host, for the port budget.
+	conns map[string][]serverConn
+}
+
+// LinkSummary is what one link's pcap showed.
+type LinkSummary struct {
+	Packets   uint64                  `json:"packets"`
+	Malformed uint64                  `json:"dropped_or_malformed"`
+	Totals    capture.Counts          `json:"totals"`
+	ToClient  capture.Counts          `json:"to_client"` // packets whose destination is the client
+	RSTBy     map[capture.Role]uint64 `json:"rst_by"`
+	Conns     capture.ConnSummary     `json:"conns"`
+}
+
+// serverConn is what the port budget needs of one connection a proxy opened toward a backend.
+type serverConn struct {
+	start time.Duration // after the cell's epoch
+	// held: the proxy's FIN came first (the port stays in TIME_WAIT) or nobody closed (the port is in use).
+	held bool
+}
+
+func runCapture(in *Input) (Output, error) {
+	p := in.Cell.Scenario.Probes
+	if p == nil || len(p.Capture) == 0 {
+		return Output{}, nil
+	}
+	resets := 0
+	err := results.ReadRecords(filepath.Join(in.Dir, "records.jsonl"), func(r *results.Record) error {
+		if r.Outcome == results.OutcomeReset || r.Outcome == results.OutcomeRefused {
+			resets++
+		}
+		return nil
+	})
+	if err != nil {
+		return Output{}, err
+	}
+	res := &CaptureResult{Links: map[string]LinkSummary{}, ClientResets: resets, conns: map[string][]serverConn{}}
+	roles := Roles(in)
+	var summary string
+	for _, l := range p.Capture {
+		name := l.Host + "-" + l.Iface
+		host := l.Host
+		r, err := capture.AnalyseFile(filepath.Join(in.Dir, name+".pcap"), capture.Options{Roles: roles,
+			Origin: in.Epoch, OnConn: func(cn capture.Conn) { res.noteServerConn(host, in.Epoch, cn) }})
+		if err != nil {
+			return Output{}, fmt.Errorf("capture %s: %w", name, err)
+		}
+		toClient := func(d capture.Direction) bool { return d.DstRole == capture.RoleClient }
+		s := LinkSummary{Packets: r.TCP, Malformed: r.Malformed, Totals: r.Total(nil), ToClient: r.Total(toClient),
+			RSTBy: r.RSTBy, Conns: r.Conns}
+		res.Links[name] = s
+		if summary != "" {
+			summary += "; "
+		}
+		summary += fmt.Sprintf("%s: %d packets; %d RSTs toward the client (client saw %d resets/refusals); "+
+			"RSTs sent by proxy %d, client %d, backend %d; SYN retransmissions %d; zero-window advertisements %d",
+			name, s.Packets, s.ToClient.RST, resets, s.RSTBy[capture.RoleProxy], s.RSTBy[capture.RoleClient],
+			s.RSTBy[capture.RoleBackend], s.Totals.SYNRetrans, s.Totals.ZeroWindow)
+	}
+	return Output{Value: res, Summary: summary}, nil
+}
+
+// noteServerConn keeps each connection a proxy opened toward a backend.
+func (c *CaptureResult) noteServerConn(host string, epoch time.Time, cn capture.Conn) {
+	if cn.Initiator.Role != capture.RoleProxy || cn.Responder.Role != capture.RoleBackend || cn.Partial {
+		return
+	}
+	held := cn.ClosedFirst == "" || (cn.ClosedFirst == "initiator" && cn.CloseKind == "fin")
+	c.conns[host] = append(c.conns[host], serverConn{start: cn.Start.Sub(epoch), held: held})
+}
+
+// Roles maps every lab address to the role of its host: the workload's host is the client, hosts running a
+// proxy are proxies, hosts running other services are backends.
+func Roles(in *Input) map[netip.Addr]capture.Role {
+	s := &in.Cell.Scenario
+	role := map[string]capture.Role{s.Workload.From: capture.RoleClient}
+	for _, sv := range s.Services {
+		if sv.IsProxy() {
+			role[sv.Host] = capture.RoleProxy
+		} else if role[sv.Host] == "" {
+			role[sv.Host] = capture.RoleBackend
+		}
+	}
+	out := map[netip.Addr]capture.Role{}
+	for name, addrs := range in.Addrs {
+		if r, ok := role[name]; ok {
+			for _, a := range addrs {
+				out[a] = r
+			}
+		}
+	}
+	return out
+}
