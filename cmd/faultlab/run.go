@@ -7,6 +7,9 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
+	"runtime/pprof"
+	"strconv"
 	"strings"
 	"time"
 
@@ -90,6 +93,12 @@ func cmdRun(ctx context.Context, args []string) error {
 	fmt.Println()
 	_ = results.Markdown(os.Stdout, rep)
 	fmt.Printf("\nresults: %s\n", filepath.Join(r.Dir, "results.json"))
+	if path := os.Getenv("FAULTLAB_MEMPROFILE"); path != "" {
+		errs = append(errs, writeHeapProfile(path))
+	}
+	if kb := peakRSS(); kb > 0 {
+		fmt.Printf("peak RSS of faultlab (load generator included, daemons not): %d MB\n", kb/1024)
+	}
 	for _, v := range rep.Verdicts {
 		if !v.Pass {
 			errs = append(errs, fmt.Errorf("expectation failed: %s: %s", v.Cell, v.Claim))
@@ -99,3 +108,29 @@ func cmdRun(ctx context.Context, args []string) error {
 }
 
 func fmtDur(d time.Duration) string { return d.Round(100 * time.Millisecond).String() }
+
+// peakRSS is this process's peak resident set (VmHWM) in KiB, 0 when unknown. Only this process: the daemons
+// are children whose own peaks getrusage would fold in.
+func peakRSS() int {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			kb, _ := strconv.Atoi(strings.TrimSuffix(strings.TrimSpace(v), " kB"))
+			return kb
+		}
+	}
+	return 0
+}
+
+// writeHeapProfile writes a heap profile (go tool pprof) of the live memory at the end of the run.
+func writeHeapProfile(path string) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return fmt.Errorf("heap profile: %w", err)
+	}
+	runtime.GC()
+	return errors.Join(pprof.WriteHeapProfile(f), f.Close())
+}
