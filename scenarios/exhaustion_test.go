@@ -16,14 +16,16 @@ import (
 // the budget runs out within the run, the first failure comes within 20% of the predicted time; where it
 // does not, nothing fails; and persistent connections leave no TIME_WAIT pile-up on the proxy.
 //
-// The 20% is a tolerance on a deterministic count, not a statistical test: the kernel hands out ports
-// until none is free, and what varies is the share of closes that leave the TIME_WAIT on the proxy (a race
-// between the proxy's FIN and MariaDB's after COM_QUIT: 70-76% here), which the capture measures over the
-// connections opened before the first failure and the prediction uses, and the rate the workload achieved.
-// The count itself is checked more tightly: when the first attempt fails, the ports the proxy holds toward
-// the server (TIME_WAIT or open, from the capture) are within 5% of the budget; what may differ is the few
-// connections whose handshake or close is in flight at that instant (about a millisecond of traffic at
-// 500/s) and the health checks'.
+// The prediction can fail: the share of closes that leave the TIME_WAIT on the proxy (a race between the
+// proxy's FIN and MariaDB's after COM_QUIT: 65-82% measured here) is estimated from the capture over the
+// connections opened in the first 40% of Ports/Offered, before any failure is possible, so it cannot know
+// when the failure came. The 20% tolerance covers the estimate's sampling error (400 connections in quick
+// mode: a share of 0.75 has a standard error of 0.022, 3% of the prediction, so 20% is more than 6 of them)
+// and leaves the rest for the model's error: a share that drifts during the run shows up as a miss, which
+// is what this check is for. The count is checked independently: when the first attempt fails, the ports the
+// proxy holds toward the server (TIME_WAIT or open, from the capture) are within 5% of the budget; what may
+// differ is the few connections whose handshake or close is in flight at that instant (about a millisecond
+// of traffic at 500/s) and the health checks'.
 func TestExhaustion(t *testing.T) {
 	rep := runScenario(t, "exhaustion.yaml", backend())
 	if rep == nil {
@@ -60,6 +62,10 @@ func TestExhaustion(t *testing.T) {
 					// as consistent with the budget as one
 					t.Logf("no failure within %s; predicted at %s (+-20%% reaches past the end)", dur, want)
 					return
+				}
+				if e.MeasuredFirst > 0 {
+					t.Logf("prediction error %+.1f%% (share %.1f%% from the %d connections of the first %s)",
+						100*(e.MeasuredFirst.Seconds()/want.Seconds()-1), 100*e.TWFraction, e.TWSample, e.EstimatedOver)
 				}
 				if e.MeasuredFirst < lo || e.MeasuredFirst > hi {
 					t.Errorf("first failure at %s, predicted %s for %s (+-20%%: %s..%s)", e.MeasuredFirst, want,

@@ -107,13 +107,31 @@ func New(s *spec.Scenario, opts Options) (*Runner, error) {
 	for _, e := range s.Expect {
 		r.meta.Expect = append(r.meta.Expect, results.Expectation(e))
 	}
-	for _, c := range cells {
-		r.meta.Cells = append(r.meta.Cells, results.CellRef{Name: c.Name, Rep: c.Rep})
-	}
+	r.meta.Cells = plannedCells(s, cells)
 	if err := results.WriteRunMeta(r.Dir, &r.meta); err != nil {
 		return nil, err
 	}
 	return r, nil
+}
+
+// plannedCells lists the cells for run.json in matrix order, repetitions (rounds) inner, whatever order they
+// run in: the report's rows follow the scenario file, not the seeded order of interleaved rounds.
+func plannedCells(s *spec.Scenario, cells []spec.Cell) []results.CellRef {
+	row := map[string]int{}
+	for i, m := range s.Matrix {
+		row[m.Name] = i
+	}
+	out := make([]results.CellRef, 0, len(cells))
+	for _, c := range cells {
+		out = append(out, results.CellRef{Name: c.Name, Rep: c.Rep})
+	}
+	slices.SortStableFunc(out, func(a, b results.CellRef) int {
+		if d := row[a.Name] - row[b.Name]; d != 0 {
+			return d
+		}
+		return a.Rep - b.Rep
+	})
+	return out
 }
 
 func mode(long bool) string {

@@ -137,3 +137,17 @@ analyses: [zero_window]
 }
 
 func filepathGlob(dir string) ([]string, error) { return filepath.Glob(filepath.Join(dir, "*")) }
+
+func TestPlannedCellsMatrixOrder(t *testing.T) {
+	s := &spec.Scenario{Matrix: []spec.CellSpec{{Name: "b"}, {Name: "a"}}}
+	cells := []spec.Cell{{Name: "a", Rep: 0}, {Name: "b", Rep: 0}, {Name: "b", Rep: 1}, {Name: "a", Rep: 1}}
+	got := plannedCells(s, cells)
+	want := "b0 b1 a0 a1 "
+	var g string
+	for _, c := range got {
+		g += c.Name + string(rune('0'+c.Rep)) + " "
+	}
+	if g != want {
+		t.Errorf("planned %q, want %q (matrix order, rounds inner)", g, want)
+	}
+}

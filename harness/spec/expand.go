@@ -4,7 +4,9 @@ import (
 	"encoding/binary"
 	"hash/fnv"
 	"maps"
+	"math/rand/v2"
 	"slices"
+	"time"
 )
 
 // MigrateReqSysctl is the sysctl the tcp_migrate_req mitigation sets to 1 on the reloaded proxy's host.
@@ -12,7 +14,9 @@ const MigrateReqSysctl = "net.ipv4.tcp_migrate_req"
 
 // Expand turns a checked scenario (Parse or Validate, then Check, whose defaults it relies on) into its
 // cells: one per matrix row (or one named "default" when there is no matrix), each repeated Repetitions
-// times, in matrix order with repetitions inner. Rep counts from 0.
+// times, in matrix order with repetitions inner. Rep counts from 0. With Rounds > 1 the cells are
+// interleaved instead: each gets Rounds blocks of duration/Rounds, Rep is the round, and within a round the
+// rows run in an order drawn from the seed and the round (RoundOrder).
 //
 // In long mode the Long overrides apply first (duration, rate, repetitions), then the row's own: its
 // sysctls merged over its hosts', its service options merged over the services', its rate, its reload
@@ -33,6 +37,9 @@ func Expand(s *Scenario, long bool) []Cell {
 		if s.Long.Repetitions > 0 {
 			reps = s.Long.Repetitions
 		}
+		if s.Long.Rounds > 0 {
+			base.Rounds = s.Long.Rounds
+		}
 		for _, name := range sortedKeys(s.Long.Sysctls) {
 			if h := hostNamed(&base, name); h != nil {
 				h.Sysctls = merged(h.Sysctls, s.Long.Sysctls[name])
@@ -44,6 +51,9 @@ func Expand(s *Scenario, long bool) []Cell {
 	rows := s.Matrix
 	if len(rows) == 0 {
 		rows = []CellSpec{{Name: "default"}}
+	}
+	if base.Rounds > 1 {
+		return interleave(s.Seed, &base, rows)
 	}
 	cells := make([]Cell, 0, len(rows)*reps)
 	for _, row := range rows {
@@ -60,6 +70,36 @@ func Expand(s *Scenario, long bool) []Cell {
 		}
 	}
 	return cells
+}
+
+// interleave gives every row one block of duration/Rounds per round, the rows of each round in the order
+// RoundOrder draws.
+func interleave(seed int64, base *Scenario, rows []CellSpec) []Cell {
+	rounds := base.Rounds
+	base.Workload.Duration /= time.Duration(rounds)
+	cells := make([]Cell, 0, len(rows)*rounds)
+	for round := range rounds {
+		for _, i := range RoundOrder(seed, round, len(rows)) {
+			row := rows[i]
+			sc := clone(base)
+			apply(&sc, &row)
+			cells = append(cells, Cell{Name: row.Name, Rep: round, Scenario: sc,
+				Mitigations: slices.Clone(row.Mitigations), Seed: cellSeed(seed, row.Name, round)})
+		}
+	}
+	return cells
+}
+
+// RoundOrder is the order in which n rows run in a round: a permutation drawn from the scenario seed and the
+// round (a seeded Fisher-Yates shuffle), so a run is reproducible and every round has its own order.
+func RoundOrder(seed int64, round, n int) []int {
+	order := make([]int, n)
+	for i := range order {
+		order[i] = i
+	}
+	rng := rand.New(rand.NewPCG(uint64(seed), uint64(round)+0x9e3779b97f4a7c15))
+	rng.Shuffle(n, func(i, j int) { order[i], order[j] = order[j], order[i] })
+	return order
 }
 
 // apply applies one matrix row to sc, a private copy.

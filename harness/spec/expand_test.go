@@ -3,6 +3,7 @@ package spec
 import (
 	"fmt"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 )
@@ -172,5 +173,73 @@ func TestExpandReferenceAndAnalyses(t *testing.T) {
 	cells[0].Scenario.Analyses[0] = "x"
 	if s.Analyses[0] != "port_budget" || cells[1].Scenario.Analyses[0] != "port_budget" {
 		t.Errorf("cells share the analyses slice")
+	}
+}
+
+// TestExpandRounds: with rounds, every row runs one block of duration/rounds per round, each round in its own
+// seeded order, and the round is the cell's Rep.
+func TestExpandRounds(t *testing.T) {
+	s := load(t, "testdata/reload.yaml")
+	s.Rounds = 3
+	dur := s.Workload.Duration
+	cells := Expand(s, false)
+	if len(cells) != 3*len(s.Matrix) {
+		t.Fatalf("%d cells, want %d", len(cells), 3*len(s.Matrix))
+	}
+	orders := map[string]bool{}
+	for round := range 3 {
+		block := cells[round*len(s.Matrix) : (round+1)*len(s.Matrix)]
+		seen, order := map[string]bool{}, ""
+		for _, c := range block {
+			if c.Rep != round || c.Scenario.Workload.Duration != dur/3 || seen[c.Name] {
+				t.Errorf("round %d: cell %s rep %d duration %s (want rep %d, %s, each row once)", round, c.Name,
+					c.Rep, c.Scenario.Workload.Duration, round, dur/3)
+			}
+			seen[c.Name] = true
+			order += c.Name + " "
+		}
+		orders[order] = true
+		t.Logf("round %d: %s", round, order)
+	}
+	if len(orders) < 2 {
+		t.Errorf("every round ran the rows in the same order: %v", orders)
+	}
+	again := Expand(s, false)
+	for i := range cells {
+		if cells[i].Name != again[i].Name || cells[i].Seed != again[i].Seed {
+			t.Fatalf("expansion %d differs between calls: not reproducible", i)
+		}
+	}
+	s.Seed++
+	other := Expand(s, false)
+	same := true
+	for i := range cells {
+		same = same && cells[i].Name == other[i].Name
+	}
+	if same {
+		t.Errorf("another seed gave the same order")
+	}
+}
+
+func TestRoundsValidation(t *testing.T) {
+	for _, tt := range []struct {
+		rounds, reps int
+		dur          time.Duration
+		want         string
+	}{
+		{101, 1, time.Hour, "101 out of range 1..100"},
+		{3, 2, 30 * time.Second, "rounds (3) and repetitions (2) cannot both be above 1"},
+		{10, 1, 10 * time.Second, "10 rounds cut the duration 10s into blocks of 1s, under the 2s a block needs"},
+	} {
+		v := &validator{file: "r.yaml"}
+		v.rounds("rounds", tt.rounds, tt.reps, tt.dur)
+		if len(v.problems) != 1 || !strings.Contains(v.problems[0].Msg, tt.want) {
+			t.Errorf("rounds %d reps %d dur %s: %v, want %q", tt.rounds, tt.reps, tt.dur, v.problems, tt.want)
+		}
+	}
+	v := &validator{file: "r.yaml"}
+	v.rounds("rounds", 3, 1, 30*time.Second)
+	if len(v.problems) != 0 {
+		t.Errorf("3 rounds of 30s: %v", v.problems)
 	}
 }

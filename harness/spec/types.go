@@ -12,8 +12,13 @@ type Scenario struct {
 	// Backend is "netns" (default) or "docker".
 	Backend string `yaml:"backend"`
 	Seed    int64  `yaml:"seed"`
-	// Repetitions of every cell (default 1).
+	// Repetitions of every cell (default 1), one after another.
 	Repetitions int `yaml:"repetitions"`
+	// Rounds interleaves the cells (default 1: each cell runs its whole duration at once): the workload's
+	// duration is cut into Rounds blocks, and in each round every cell runs one block, in an order drawn from
+	// the seed, so the machine's drift over the run falls on every cell alike. A block's records carry the
+	// round as their repetition (Rep), and comparisons are stratified by it. Not with repetitions > 1.
+	Rounds int `yaml:"rounds"`
 	// Hosts in declaration order.
 	Hosts    []Host    `yaml:"hosts"`
 	Services []Service `yaml:"services"`
@@ -211,6 +216,7 @@ type Long struct {
 	Duration    time.Duration `yaml:"duration"`
 	Rate        float64       `yaml:"rate"`
 	Repetitions int           `yaml:"repetitions"`
+	Rounds      int           `yaml:"rounds"`
 	// Sysctls per host name, merged over the hosts' own in long mode (before the matrix rows' own).
 	Sysctls map[string]map[string]string `yaml:"sysctls"`
 }

@@ -185,6 +185,32 @@ func (v *validator) scenario(s *Scenario) {
 	} else if s.Repetitions < 1 || s.Repetitions > maxRepetitions {
 		v.add("repetitions", "%d out of range 1..%d", s.Repetitions, maxRepetitions)
 	}
+	if !v.set("rounds", s.Rounds != 0) {
+		s.Rounds = 1
+	} else {
+		v.rounds("rounds", s.Rounds, s.Repetitions, s.Workload.Duration)
+	}
+}
+
+// maxRounds bounds the interleaved rounds of a run.
+const maxRounds = 100
+
+// minBlock is the shortest block a round may give a cell: each block builds its lab and starts its
+// services anew, which takes about a second.
+const minBlock = 2 * time.Second
+
+// rounds checks a rounds setting against the repetitions and the duration it cuts into blocks.
+func (v *validator) rounds(path string, rounds, reps int, dur time.Duration) {
+	switch {
+	case rounds < 1 || rounds > maxRounds:
+		v.add(path, "%d out of range 1..%d", rounds, maxRounds)
+	case rounds > 1 && reps > 1:
+		v.add(path, "rounds (%d) and repetitions (%d) cannot both be above 1: rounds already repeat every cell, "+
+			"interleaved", rounds, reps)
+	case rounds > 1 && dur > 0 && dur/time.Duration(rounds) < minBlock:
+		v.add(path, "%d rounds cut the duration %s into blocks of %s, under the %s a block needs (each block "+
+			"starts its lab anew)", rounds, dur, dur/time.Duration(rounds), minBlock)
+	}
 }
 
 // hosts checks the hosts and returns their names.

@@ -140,6 +140,9 @@ func (v *validator) long(l *Long, hosts []string) {
 	if v.set("long.repetitions", l.Repetitions != 0) && (l.Repetitions < 1 || l.Repetitions > maxRepetitions) {
 		v.add("long.repetitions", "%d out of range 1..%d", l.Repetitions, maxRepetitions)
 	}
+	if v.set("long.rounds", l.Rounds != 0) {
+		v.rounds("long.rounds", l.Rounds, l.Repetitions, l.Duration)
+	}
 	for _, h := range sortedKeys(l.Sysctls) {
 		hp := "long.sysctls[" + h + "]"
 		if !slices.Contains(hosts, h) {

@@ -36,11 +36,12 @@ type PortBudgetResult struct {
 	KernelPicks bool `json:"kernel_picks_ports"`
 	// TWFraction is the share of the proxy's connections toward the servers whose close left the TIME_WAIT
 	// on the proxy (the proxy's FIN came first), from the capture on the proxy's host, over the connections
-	// opened before the first failure (all of them when none failed): once ports run out, the mix of closes
-	// changes and no longer says how fast they ran out. 1 when no capture says otherwise. TWSample is how
-	// many connections it is over.
+	// opened in the first EstimatedOver of the run, before any failure was possible (see twFraction). 1 when
+	// no capture says otherwise. TWSample is how many connections it is over.
 	TWFraction float64 `json:"tw_fraction"`
 	TWSample   int     `json:"tw_sample"`
+	// EstimatedOver is the start of the run whose connections TWFraction is estimated from (see twFraction).
+	EstimatedOver time.Duration `json:"estimated_over_ns"`
 	// HeldAtFirst counts the proxy's connections toward the servers, opened before the first failure, whose
 	// port was still held then: in TIME_WAIT (the proxy's FIN came first) or not closed yet. The budget
 	// says it is near Ports when the first failure comes. Zero without a failure or a capture.
@@ -236,14 +237,26 @@ func hostSysctls(s *spec.Scenario, name string) map[string]string {
 	return nil
 }
 
-// twFraction sets e.TWFraction, e.TWSample and e.HeldAtFirst from the proxy's connections toward its
-// servers seen by a capture on the proxy's host (fraction 1 without one: the worst case). It needs
-// e.MeasuredFirst.
+// twFraction sets e.TWFraction, e.TWSample and e.EstimatedOver from the proxy's connections toward its
+// servers seen by a capture on the proxy's host (fraction 1 without one: the worst case), and e.HeldAtFirst.
+// It needs e.MeasuredFirst and e.Offered.
+//
+// The share is estimated only from connections opened before EstimatedOver = 40% of Ports/Offered: the
+// earliest the range could run out if every close left its TIME_WAIT on the proxy. No failure can have come
+// by then, so the estimate cannot know when (or whether) the failure came, and the prediction made from it
+// can miss. Once ports run out the mix of closes changes (the proxy closes the clients itself), which is
+// why a share counted up to the failure would not say how fast they ran out either.
 func twFraction(conns []serverConn, e *PortBudgetResult) {
 	e.TWFraction = 1
-	held, n := 0, 0
+	if e.Offered > 0 && e.Ports > 0 {
+		e.EstimatedOver = time.Duration(0.4 * float64(e.Ports) / e.Offered * float64(time.Second))
+	}
+	held, n, heldAtFirst := 0, 0, 0
 	for _, sc := range conns {
-		if e.MeasuredFirst > 0 && sc.start >= e.MeasuredFirst {
+		if e.MeasuredFirst > 0 && sc.start < e.MeasuredFirst && sc.held {
+			heldAtFirst++
+		}
+		if e.EstimatedOver > 0 && sc.start >= e.EstimatedOver {
 			continue
 		}
 		n++
@@ -251,14 +264,14 @@ func twFraction(conns []serverConn, e *PortBudgetResult) {
 			held++
 		}
 	}
+	if e.MeasuredFirst > 0 {
+		e.HeldAtFirst = heldAtFirst
+	}
 	if n == 0 {
 		return
 	}
 	e.TWSample = n
 	e.TWFraction = math.Max(float64(held)/float64(n), 0.01)
-	if e.MeasuredFirst > 0 {
-		e.HeldAtFirst = held
-	}
 }
 
 // fromProxyLog reads the proxy's log: "no free ports" errors and the first failed health check.
