@@ -42,9 +42,32 @@ func Build(runDir string) (*Report, error) {
 	}
 	if meta.Reference != "" {
 		r.Comparisons = CompareAll(list, meta.Reference)
+		if ref := stats[meta.Reference]; ref != nil {
+			r.Drift = ref.Drift
+		}
 	}
-	r.Verdicts = Check(ranExpectations(meta.Expect, stats), stats)
+	exps := ranExpectations(meta.Expect, stats)
+	if meta.Sequential == nil {
+		r.Verdicts = Check(exps, stats)
+		return r, nil
+	}
+	r.Verdicts = CheckSequential(exps, stats, *meta.Sequential)
+	r.Sequential = sequentialReport(*meta.Sequential, list, r.Verdicts)
 	return r, nil
+}
+
+// sequentialReport says how far a sequential run got and whether more rounds could decide anything.
+func sequentialReport(plan SequentialPlan, cells []*CellStats, vs []Verdict) *SequentialReport {
+	maxLooks := max(plan.MaxLooks, 1)
+	s := &SequentialReport{Rule: fmt.Sprintf(SequentialRule, maxLooks, maxLooks), MaxLooks: maxLooks,
+		Looks: looksRun(cells...)}
+	for _, v := range vs {
+		if v.MoreData {
+			s.Undecided++
+		}
+	}
+	s.Done = s.Undecided == 0 || s.Looks >= maxLooks
+	return s
 }
 
 // plannedCell is one cell of the plan and its repetitions, in run order.
@@ -160,6 +183,7 @@ func (b *cellBuilder) build(reps []int, opt SummaryOptions) (*CellReport, []*Cel
 		}
 	}
 	c.Stats = sum.Close()
+	c.Stats.Storm = c.Stats.Storm || c.Storm
 	for _, d := range dirs {
 		c.Notes = append(c.Notes, d.notes...)
 	}

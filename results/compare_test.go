@@ -14,6 +14,7 @@ type specExpectation struct {
 	FewerResetsThan   string        `yaml:"fewer_resets_than"`
 	ConnectP99AtLeast time.Duration `yaml:"connect_p99_at_least"`
 	Alpha             float64       `yaml:"alpha"`
+	MinReloads        int           `yaml:"min_reloads"`
 }
 
 var _ = Expectation(specExpectation{})
@@ -53,48 +54,62 @@ func TestCompare(t *testing.T) {
 }
 
 func TestCheck(t *testing.T) {
+	const (
+		H = StatusHolds
+		F = StatusFails
+		I = StatusInconclusive
+		V = StatusVoid
+	)
 	tests := []struct {
 		name       string
 		exp        Expectation
-		wantPass   []bool
+		want       []Status
 		wantDetail string // substring of the first verdict's detail
 		wantAlarm  string // substring of the first verdict's false-alarm sentence
 	}{
-		{"some_failures", Expectation{Cell: "legacy", Failures: "some"}, []bool{true}, "3,100 failures in 41,200",
+		{"some_failures", Expectation{Cell: "legacy", Failures: "some"}, []Status{H}, "3,100 failures in 41,200",
 			"observed count"},
-		{"none_holds", Expectation{Cell: "xmw", Failures: "none"}, []bool{true}, "0/80 bad reloads (rate <",
+		{"none_holds", Expectation{Cell: "xmw", Failures: "none"}, []Status{H}, "0/80 bad reloads (rate <",
 			"does not prove"},
-		{"none_fails", Expectation{Cell: "syndrop", Failures: "none"}, []bool{false}, "40 failures", "observed"},
-		{"some_fails", Expectation{Cell: "xmw", Failures: "some"}, []bool{false}, "0 failures", "observed"},
-		{"unknown_failures_value", Expectation{Cell: "xmw", Failures: "few"}, []bool{false}, "unknown value", ""},
-		{"better_than_significant", Expectation{Cell: "xmw", BetterThan: "legacy"}, []bool{true},
-			"vs legacy 23/80 bad reloads, Fisher one-sided p=1.9e-08 < 0.01", "at most 1% of the time"},
-		{"better_than_not_significant", Expectation{Cell: "slight", BetterThan: "legacy"}, []bool{false},
-			"≥ 0.01", "alpha=0.01"},
+		{"none_fails", Expectation{Cell: "syndrop", Failures: "none"}, []Status{F}, "40 failures", "observed"},
+		// no failure seen is not evidence against the pathology: inconclusive, with the bound it leaves
+		{"some_inconclusive", Expectation{Cell: "xmw", Failures: "some"}, []Status{I},
+			"no failure in 41,200 attempts and 80 reloads; the bad-window fraction is below 4.51% at 95%",
+			"observed"},
+		{"unknown_failures_value", Expectation{Cell: "xmw", Failures: "few"}, []Status{F}, "unknown value", ""},
+		{"better_than_significant", Expectation{Cell: "xmw", BetterThan: "legacy"}, []Status{H},
+			"vs legacy 23/80 bad reloads; exact stratified test on bad windows over 1 round: p=1.9e-08 < 0.01, " +
+				"its Holm threshold (rank 1 of 1 p-value claim)", "at most 1% of the time"},
+		// 20/80 vs 23/80: neither direction is significant, and the verdict says how much more would decide
+		{"better_than_not_significant", Expectation{Cell: "slight", BetterThan: "legacy"}, []Status{I},
+			"not enough evidence either way; at the observed rates", "alpha=0.01"},
 		{"better_than_custom_alpha", Expectation{Cell: "slight", BetterThan: "legacy", Alpha: 0.5},
-			[]bool{true}, "< 0.5", "at most 50%"},
-		{"fewer_resets", Expectation{Cell: "syndrop", FewerResetsThan: "legacy"}, []bool{true},
+			[]Status{H}, "< 0.5", "at most 50%"},
+		{"better_than_reverse_significant", Expectation{Cell: "legacy", BetterThan: "xmw"}, []Status{F},
+			"legacy is significantly worse: reverse p=1.9e-08 < 0.01", "fail by chance"},
+		{"fewer_resets", Expectation{Cell: "syndrop", FewerResetsThan: "legacy"}, []Status{H},
 			"0/80 windows with resets", "reset windows"},
-		{"connect_p99_holds", Expectation{Cell: "syndrop", ConnectP99AtLeast: time.Second}, []bool{true},
+		{"connect_p99_holds", Expectation{Cell: "syndrop", ConnectP99AtLeast: time.Second}, []Status{H},
 			"p99 connect 3.10s", "not a test"},
-		{"connect_p99_fails", Expectation{Cell: "xmw", ConnectP99AtLeast: time.Second}, []bool{false},
+		{"connect_p99_fails", Expectation{Cell: "xmw", ConnectP99AtLeast: time.Second}, []Status{F},
 			"p99 connect 2.00ms", "not a test"},
-		{"missing_cell", Expectation{Cell: "nope", Failures: "none"}, []bool{false}, `"nope" is not in`, ""},
-		{"missing_other_cell", Expectation{Cell: "xmw", BetterThan: "nope"}, []bool{false}, `"nope"`, ""},
-		{"two_claims", Expectation{Cell: "xmw", Failures: "none", BetterThan: "legacy"}, []bool{true, true},
+		{"missing_cell", Expectation{Cell: "nope", Failures: "none"}, []Status{V}, `"nope" is not in`, ""},
+		{"missing_other_cell", Expectation{Cell: "xmw", BetterThan: "nope"}, []Status{V}, `"nope"`, ""},
+		{"two_claims", Expectation{Cell: "xmw", Failures: "none", BetterThan: "legacy"}, []Status{H, H},
 			"0 failures", ""},
-		{"no_claim", Expectation{Cell: "xmw"}, []bool{false}, "no claim", ""},
+		{"no_claim", Expectation{Cell: "xmw"}, []Status{F}, "no claim", ""},
 	}
 	cells := testCells()
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			vs := Check([]Expectation{tc.exp}, cells)
-			if len(vs) != len(tc.wantPass) {
-				t.Fatalf("got %d verdicts %+v, want %d", len(vs), vs, len(tc.wantPass))
+			if len(vs) != len(tc.want) {
+				t.Fatalf("got %d verdicts %+v, want %d", len(vs), vs, len(tc.want))
 			}
 			for i, v := range vs {
-				if v.Pass != tc.wantPass[i] || v.Cell != tc.exp.Cell || v.Claim == "" {
-					t.Errorf("verdict %d = %+v, want pass=%v", i, v, tc.wantPass[i])
+				if v.Status != tc.want[i] || v.Pass != (tc.want[i] == StatusHolds) || v.Cell != tc.exp.Cell ||
+					v.Claim == "" {
+					t.Errorf("verdict %d = %+v, want %s", i, v, tc.want[i])
 				}
 			}
 			if !strings.Contains(vs[0].Detail, tc.wantDetail) {

@@ -23,8 +23,13 @@ func Markdown(w io.Writer, r *Report) error {
 	t.write(&b, r)
 	mdAnalyses(&b, r)
 	mdNotes(&b, r)
+	mdDrift(&b, r)
 	mdVerdicts(&b, r)
-	b.WriteString("\n" + wrap(t.howToRead(), 110) + "\n")
+	how := t.howToRead()
+	if len(r.Verdicts) > 0 {
+		how += " " + verdictLegend
+	}
+	b.WriteString("\n" + wrap(how, 110) + "\n")
 	if _, err := io.WriteString(w, b.String()); err != nil {
 		return fmt.Errorf("write markdown: %w", err)
 	}
@@ -150,22 +155,49 @@ func mdBehind(b *strings.Builder, r *Report) {
 	}
 }
 
+// verdictMarks are the marks of the verdict list, by status.
+var verdictMarks = map[Status]string{StatusHolds: "✔", StatusFails: "✘", StatusInconclusive: "?", StatusVoid: "∅"}
+
 func mdVerdicts(b *strings.Builder, r *Report) {
 	if len(r.Verdicts) == 0 {
 		return
 	}
-	pass := 0
+	n := map[Status]int{}
 	for _, v := range r.Verdicts {
-		if v.Pass {
-			pass++
-		}
+		n[v.Status]++
 	}
-	fmt.Fprintf(b, "\n## Verdicts: %d of %d claims hold\n\n", pass, len(r.Verdicts))
+	fmt.Fprintf(b, "\n## Verdicts: %d of %d claims hold (%d fail, %d inconclusive, %d void)\n\n", n[StatusHolds],
+		len(r.Verdicts), n[StatusFails], n[StatusInconclusive], n[StatusVoid])
+	if s := r.Sequential; s != nil {
+		state := "more rounds may still decide " + plural(s.Undecided, "claim")
+		if s.Done {
+			state = "done"
+		}
+		fmt.Fprintf(b, "Sequential run: %d of at most %d looks (one per round), %s. Rule: %s.\n\n", s.Looks,
+			s.MaxLooks, state, s.Rule)
+	}
 	for _, v := range r.Verdicts {
-		mark := "✘"
-		if v.Pass {
-			mark = "✔"
+		mark, ok := verdictMarks[v.Status]
+		if !ok {
+			mark = "✘"
 		}
 		fmt.Fprintf(b, "- %s %s: %s. False alarm: %s.\n", mark, v.Claim, v.Detail, v.FalseAlarm)
 	}
 }
+
+// mdDrift states the machine's drift as the reference cell saw it.
+func mdDrift(b *strings.Builder, r *Report) {
+	if r.Drift == nil {
+		return
+	}
+	fmt.Fprintf(b, "\nDrift between rounds: %s.\n", r.Drift.summary())
+}
+
+// verdictLegend explains the verdict marks.
+const verdictLegend = "Verdicts: ✔ holds; ✘ fails (a failure was observed, or the reverse one-sided test is " +
+	"significant); ? inconclusive (not enough evidence either way: the verdict estimates how much more running " +
+	"would decide it at the observed rates); ∅ void (what the claim is about did not happen as asked, e.g. a " +
+	"storm without completed reloads or with a failed reload command, or a comparison of a storm cell with a cell " +
+	"without one: not evaluated). The better_than and fewer_resets_than claims use the exact stratified test by " +
+	"round with Holm's correction across them; each verdict states its raw p, its Holm threshold and the family " +
+	"size."

@@ -94,17 +94,21 @@ func (t *mdTable) pCol(s *CellStats) string {
 func (t *mdTable) howToRead() string {
 	w := widthText(t.width)
 	var parts []string
+	interval := fmt.Sprintf("The failure rate's 95%% interval respects clustering: with %d or more bad windows "+
+		"whole windows are resampled (percentile bootstrap, B=%d, seeded); with fewer, where the bootstrap "+
+		"degenerates, it is an exact cluster-level interval: Clopper-Pearson on the bad windows, per attempt, "+
+		"with one failure per bad window for the lower bound and the most failures seen in one window for the "+
+		"upper. Either is widened where needed to cover the per-connection Clopper-Pearson interval, so it is "+
+		"never narrower than independent attempts would give.", MinBootstrapBadWindows, DefaultResamples)
 	if t.storm {
-		parts = append(parts, fmt.Sprintf("How to read this: the failure rate's 95%% interval respects "+
-			"clustering: whole reload windows (attempts assigned to the nearest reload; fixed %s slices without "+
-			"reloads) are resampled, percentile bootstrap, B=%d, seeded.", w, DefaultResamples))
+		parts = append(parts, fmt.Sprintf("How to read this: windows are reload windows (attempts assigned to "+
+			"the nearest reload; fixed %s slices without reloads).", w), interval)
 	} else {
 		parts = append(parts, fmt.Sprintf("How to read this: no reload storm ran, so the clustering unit is a "+
-			"fixed %s window (attempts by intended start). The failure rate's 95%% interval respects clustering: "+
-			"whole windows are resampled, percentile bootstrap, B=%d, seeded.", w, DefaultResamples))
+			"fixed %s window (attempts by intended start).", w), interval)
 	}
-	parts = append(parts, "† marks a cell with zero failures, where that bootstrap degenerates: its upper bound "+
-		"is the per-connection Clopper-Pearson bound, which ignores clustering. The per-connection Wilson interval "+
+	parts = append(parts, "† marks a cell with zero failures: its upper bound is the per-connection "+
+		"Clopper-Pearson bound (the cluster-level bound is never larger). The per-connection Wilson interval "+
 		"(in the JSON report) ignores clustering and is too narrow when failures come in bursts.")
 	if t.storm {
 		parts = append(parts, `"Bad reloads" are windows with at least one failure, with a Clopper-Pearson exact `+
@@ -114,8 +118,10 @@ func (t *mdTable) howToRead() string {
 			`Clopper-Pearson exact 95%% interval on their fraction.`, w))
 	}
 	if t.ref != nil {
-		parts = append(parts, fmt.Sprintf(`"p vs %s" is the one-sided Fisher exact test that the cell has a `+
-			`smaller fraction of bad windows than the reference cell %s (unit: window).`, t.refName, t.refName))
+		parts = append(parts, fmt.Sprintf(`"p vs %s" is the exact stratified (conditional) test, round by `+
+			`round, that the cell has a smaller fraction of bad windows than the reference cell %s (unit: window; `+
+			`with one round it is the one-sided Fisher exact test); unlike the verdicts it is not corrected for `+
+			`multiple comparisons.`, t.refName, t.refName))
 	}
 	parts = append(parts, fmt.Sprintf("Latencies are over successful attempts, measured from the intended start "+
 		"(pacer lag included); their quantiles come from a log-linear histogram, within %.1f%% of the exact "+

@@ -25,7 +25,12 @@ type Report struct {
 	Env         map[string]any `json:"env,omitempty"`
 	Cells       []CellReport   `json:"cells"`
 	Comparisons []Comparison   `json:"comparisons,omitempty"`
-	Verdicts    []Verdict      `json:"verdicts,omitempty"`
+	// Drift is the machine's drift as the reference cell saw it: its bad-window fraction per round and a test
+	// of their homogeneity (nil without a reference or with fewer than two rounds).
+	Drift    *Drift    `json:"drift,omitempty"`
+	Verdicts []Verdict `json:"verdicts,omitempty"`
+	// Sequential is the state of a run that adds rounds until its claims are decided (nil for a fixed run).
+	Sequential *SequentialReport `json:"sequential,omitempty"`
 }
 
 // CellReport is one cell of the matrix and its statistics.

@@ -41,10 +41,11 @@ func sampleReport() *Report {
 		"baseline": mk("baseline", nil, false), "legacy": mk("legacy", legacyBursts, true),
 		"xmw": mk("xmw", nil, true), "syndrop": mk("syndrop", synBursts, true),
 	}
-	cells["legacy"].ReloadsFailed = 1
+	cells["syndrop"].ReloadsFailed = 1 // its claims are void
 	exps := []Expectation{{Cell: "legacy", Failures: "some"}, {Cell: "xmw", Failures: "none"},
 		{Cell: "xmw", BetterThan: "legacy"}, {Cell: "syndrop", ConnectP99AtLeast: time.Second},
-		{Cell: "missing", Failures: "none"}}
+		{Cell: "missing", Failures: "none"}, {Cell: "legacy", FewerResetsThan: "xmw"},
+		{Cell: "xmw", Failures: "some"}, {Cell: "baseline", BetterThan: "legacy"}}
 	r := &Report{Schema: Schema, Scenario: "reload-storm", Reference: "legacy",
 		Started:  time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC),
 		Finished: time.Date(2025, 3, 1, 12, 1, 30, 0, time.UTC),

@@ -38,10 +38,13 @@ type RunMeta struct {
 	Mode     string    `json:"mode"`     // quick | long
 	Seed     int64     `json:"seed"`
 	// Reference is the cell the others are compared with ("" for none).
-	Reference string         `json:"reference,omitempty"`
-	Expect    []Expectation  `json:"expect,omitempty"`
-	Cells     []CellRef      `json:"cells"`         // planned cells in run order
-	Env       map[string]any `json:"env,omitempty"` // kernel, provider, versions, engine...
+	Reference string        `json:"reference,omitempty"`
+	Expect    []Expectation `json:"expect,omitempty"`
+	// Sequential is set when the run adds rounds until its claims are decided: the p-value claims are then
+	// judged by the sequential rule (CheckSequential), not as a fixed-size run.
+	Sequential *SequentialPlan `json:"sequential,omitempty"`
+	Cells      []CellRef       `json:"cells"`         // planned cells in run order
+	Env        map[string]any  `json:"env,omitempty"` // kernel, provider, versions, engine...
 }
 
 // CellRef names one planned repetition of a cell.

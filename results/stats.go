@@ -73,6 +73,20 @@ func ClopperPearson(k, n int, conf float64) Interval {
 	return iv
 }
 
+// ClusterExact is a conservative exact interval for a failure rate whose failures come in bursts, one burst per
+// window: the Clopper-Pearson interval of the fraction of bad windows (bad of windows) turned into a rate per
+// attempt with windows/attempts, counting one failure per bad window for the lower bound and maxPerWindow (at
+// least 1) for the upper bound. The upper bound assumes no window fails worse than the worst one seen. With no
+// attempts or no windows it returns [0,1].
+func ClusterExact(bad, windows, maxPerWindow, attempts int, conf float64) Interval {
+	if attempts == 0 || windows == 0 {
+		return Interval{0, 1}
+	}
+	cp := ClopperPearson(bad, windows, conf)
+	scale := float64(windows) / float64(attempts)
+	return Interval{min(1, cp.Lo*scale), min(1, cp.Hi*scale*float64(max(maxPerWindow, 1)))}
+}
+
 // FisherLess is the one-sided Fisher exact test that group A's proportion (a of n) is smaller than group B's
 // (b of m): the probability, given both margins, of a count in A's cell at most a. It equals R's
 // fisher.test(matrix(c(a, b, n-a, m-b), 2), alternative = "less")$p.value. Terms are computed in log space, so

@@ -7,14 +7,24 @@ import (
 	"time"
 )
 
-// Formats of CellStats.RateMethod (confidence in percent, resamples).
+// Formats of CellStats.RateMethod (confidence in percent, resamples, bad windows, the bootstrap minimum).
 const (
 	methodBootstrap = "window bootstrap: %g%% percentile interval of the failure rate, whole windows resampled " +
-		"with replacement (B=%d, seeded)"
-	methodZeroFailures = "zero failures: the window bootstrap degenerates to [0,0], so the interval is [0, " +
-		"per-connection Clopper-Pearson %g%% upper bound], which ignores clustering"
+		"with replacement (B=%d, seeded), widened where needed to cover the per-connection Clopper-Pearson " +
+		"interval"
+	methodClusterExact = "exact cluster-level interval (%s, fewer than %d, too few for the " +
+		"bootstrap): Clopper-Pearson %g%% on the bad windows (k of W), times W/attempts, times one failure per " +
+		"bad window (lower bound) or the most failures seen in one window (upper bound; it assumes no window " +
+		"fails worse than the worst one seen), widened where needed to cover the per-connection " +
+		"Clopper-Pearson interval"
+	methodZeroFailures = "zero failures: [0, per-connection Clopper-Pearson %g%% upper bound]; the exact " +
+		"cluster-level bound (Clopper-Pearson on 0 bad windows, one failure per window) is never larger"
 	methodNoAttempts = "no attempts"
 )
+
+// MinBootstrapBadWindows is the number of bad windows below which the failure rate's interval is the exact
+// cluster-level one rather than the window bootstrap (which degenerates with a handful of bad windows).
+const MinBootstrapBadWindows = 5
 
 // SummaryOptions configures a Summary. Zero values take the defaults.
 type SummaryOptions struct {
@@ -58,8 +68,10 @@ type CellStats struct {
 	RateCI     Interval `json:"failure_rate_ci"`
 	RateMethod string   `json:"failure_rate_method"`
 
-	Reloads       int `json:"reloads"`
-	ReloadsFailed int `json:"reloads_failed"` // reload commands that reported an error
+	// Storm says a reload storm was asked for (the cell's metadata, set by Build) or ran (reloads recorded).
+	Storm         bool `json:"storm"`
+	Reloads       int  `json:"reloads"`
+	ReloadsFailed int  `json:"reloads_failed"` // reload commands that reported an error
 
 	WindowKind   string        `json:"window_kind"`               // WindowReload, WindowFixed or WindowMixed
 	WindowWidth  time.Duration `json:"window_width_ns,omitempty"` // for fixed windows
@@ -79,6 +91,11 @@ type CellStats struct {
 	Total    Quantiles `json:"total"`     // successful attempts, from Intended
 	PacerLag Quantiles `json:"pacer_lag"` // Start - Intended, all attempts
 
+	// Rounds are the counts per round (repetition), in Rep order: comparisons are stratified by them.
+	Rounds []RoundCounts `json:"rounds,omitempty"`
+	// Drift tests whether the bad-window fraction changed between rounds (nil with fewer than two rounds).
+	Drift *Drift `json:"drift,omitempty"`
+
 	// WindowList holds the windows themselves, for plotting; it is not written to reports.
 	WindowList []Window `json:"-"`
 }
@@ -93,6 +110,7 @@ type Summary struct {
 	reloads []ReloadEvent
 	win     *Windower
 	reps    map[int]bool
+	rounds  roundCounter
 	st      *CellStats
 
 	connect, total, lag Sketch
@@ -104,10 +122,11 @@ func NewSummary(cell string, reloads []ReloadEvent, opt SummaryOptions) *Summary
 	st := &CellStats{Cell: cell, ByOutcome: map[Outcome]int{}, FailuresByPhase: map[Phase]int{},
 		Errno: map[string]int{}}
 	s := &Summary{cell: cell, opt: opt, reloads: reloads, win: NewWindower(reloads, opt.Window),
-		reps: map[int]bool{}, st: st}
+		reps: map[int]bool{}, rounds: roundCounter{}, st: st}
 	for _, ev := range reloads {
 		s.reps[ev.Rep] = true
 	}
+	s.rounds.addReloads(reloads)
 	return s
 }
 
@@ -116,6 +135,8 @@ func (s *Summary) Add(r *Record) {
 	st := s.st
 	s.reps[r.Rep] = true
 	s.win.Add(r)
+	round := s.rounds.get(r.Rep)
+	round.Attempts++
 	st.Attempts++
 	st.ByOutcome[r.Outcome]++
 	s.lag.Add(time.Duration(r.Start - r.Intended))
@@ -130,6 +151,7 @@ func (s *Summary) Add(r *Record) {
 		return
 	}
 	st.Failures++
+	round.Failures++
 	st.FailuresByPhase[r.Phase]++
 	st.Errno[r.Errno]++
 	switch r.Outcome {
@@ -151,8 +173,12 @@ func (s *Summary) Close() *CellStats {
 			st.ReloadsFailed++
 		}
 	}
+	st.Storm = st.Reloads > 0
 	s.windowStats()
 	s.rateStats()
+	s.rounds.addWindows(st.WindowList)
+	st.Rounds = s.rounds.list()
+	st.Drift = DriftOf(s.cell, st.Rounds, s.opt.Resamples, cellSeed(s.opt.Seed, s.cell)^0xd1f7)
 	return st
 }
 
@@ -187,29 +213,41 @@ func (s *Summary) windowStats() {
 	st.BadWindowCI = ClopperPearson(st.BadWindows, st.Windows, s.opt.Confidence)
 }
 
-// rateStats fills the failure rate and its two intervals.
+// rateStats fills the failure rate and its two intervals. The clustered interval is never narrower than the
+// per-connection exact (Clopper-Pearson) one: clustering can only widen what independent attempts would give.
 func (s *Summary) rateStats() {
-	st := s.st
+	st, conf := s.st, s.opt.Confidence
 	if st.Attempts == 0 {
 		st.RateCIPerConn, st.RateCI, st.RateMethod = Interval{0, 1}, Interval{0, 1}, methodNoAttempts
 		return
 	}
 	st.FailureRate = float64(st.Failures) / float64(st.Attempts)
-	st.RateCIPerConn = Wilson(st.Failures, st.Attempts, s.opt.Confidence)
-	if st.Failures == 0 {
-		st.RateCI = Interval{0, ClopperPearson(0, st.Attempts, s.opt.Confidence).Hi}
-		st.RateMethod = fmt.Sprintf(methodZeroFailures, 100*s.opt.Confidence)
-		return
-	}
-	var fails, attempts []int
-	for _, w := range st.WindowList {
-		if w.Attempts > 0 {
-			fails, attempts = append(fails, w.Failures), append(attempts, w.Attempts)
+	st.RateCIPerConn = Wilson(st.Failures, st.Attempts, conf)
+	exact := ClopperPearson(st.Failures, st.Attempts, conf)
+	switch {
+	case st.Failures == 0:
+		st.RateCI = cover(ClusterExact(0, st.Windows, 0, st.Attempts, conf), exact)
+		st.RateMethod = fmt.Sprintf(methodZeroFailures, 100*conf)
+	case st.BadWindows < MinBootstrapBadWindows:
+		st.RateCI = cover(ClusterExact(st.BadWindows, st.Windows, st.FailuresPerBadWindowMax, st.Attempts, conf),
+			exact)
+		st.RateMethod = fmt.Sprintf(methodClusterExact, plural(st.BadWindows, "bad window"), MinBootstrapBadWindows,
+			100*conf)
+	default:
+		var fails, attempts []int
+		for _, w := range st.WindowList {
+			if w.Attempts > 0 {
+				fails, attempts = append(fails, w.Failures), append(attempts, w.Attempts)
+			}
 		}
+		st.RateCI = cover(BootstrapRatio(fails, attempts, s.opt.Resamples, conf, cellSeed(s.opt.Seed, s.cell)),
+			exact)
+		st.RateMethod = fmt.Sprintf(methodBootstrap, 100*conf, s.opt.Resamples)
 	}
-	st.RateCI = BootstrapRatio(fails, attempts, s.opt.Resamples, s.opt.Confidence, cellSeed(s.opt.Seed, s.cell))
-	st.RateMethod = fmt.Sprintf(methodBootstrap, 100*s.opt.Confidence, s.opt.Resamples)
 }
+
+// cover returns the smallest interval containing both.
+func cover(a, b Interval) Interval { return Interval{min(a.Lo, b.Lo), max(a.Hi, b.Hi)} }
 
 // cellSeed mixes the cell name into the seed, so each cell has its own reproducible resampling.
 func cellSeed(seed uint64, cell string) uint64 {

@@ -49,8 +49,38 @@ func TestClusteredIntervalWiderThanWilson(t *testing.T) {
 	if st.RateCI.Width() < 3*st.RateCIPerConn.Width() {
 		t.Errorf("clustered interval %v not much wider than per-connection Wilson %v", st.RateCI, st.RateCIPerConn)
 	}
-	if !strings.Contains(st.RateMethod, "bootstrap") {
-		t.Errorf("method %q does not name the bootstrap", st.RateMethod)
+	if !strings.Contains(st.RateMethod, "exact cluster-level") { // 3 bad windows: too few for the bootstrap
+		t.Errorf("method %q does not name the exact cluster-level interval", st.RateMethod)
+	}
+	// the cluster-level bound: Clopper-Pearson on 3 of 40 windows, 40 windows per 10,000 attempts, at most
+	// 120 failures per window
+	cp := ClopperPearson(3, 40, 0.95)
+	approx(t, "hi", st.RateCI.Hi, cp.Hi*120*40/10000, 1e-15)
+	approx(t, "lo", st.RateCI.Lo, cp.Lo*40/10000, 1e-15)
+
+	bursts[8], bursts[22] = 30, 40 // five bad windows: the window bootstrap, never narrower than exact
+	recs, reloads = synthCell("legacy", 10*time.Second, 250*time.Millisecond, bursts)
+	st = Summarize("legacy", recs, reloads, SummaryOptions{})
+	exact := ClopperPearson(st.Failures, st.Attempts, 0.95)
+	if st.BadWindows != 5 || !strings.HasPrefix(st.RateMethod, "window bootstrap") ||
+		st.RateCI.Lo > exact.Lo || st.RateCI.Hi < exact.Hi {
+		t.Errorf("%d bad windows: %v (%s), want a bootstrap interval covering %v", st.BadWindows, st.RateCI,
+			st.RateMethod, exact)
+	}
+}
+
+// TestRateCINeverNarrowerThanExact: the case (one failure in a long cell gave an interval narrower than
+// the zero-failure cells' bound): one failure now gives an interval at least as wide as the per-connection
+// Clopper-Pearson one, and wider than a zero-failure cell's.
+func TestRateCINeverNarrowerThanExact(t *testing.T) {
+	recs, reloads := synthCell("one", 30*time.Second, 100*time.Millisecond, nil)
+	zero := Summarize("zero", recs, reloads, SummaryOptions{})
+	recs[12345].Outcome = OutcomeReset
+	one := Summarize("one", recs, reloads, SummaryOptions{})
+	exact := ClopperPearson(1, len(recs), 0.95)
+	if one.RateCI.Lo > exact.Lo || one.RateCI.Hi < exact.Hi || one.RateCI.Hi <= zero.RateCI.Hi {
+		t.Errorf("one failure: %v (%s); want it to cover the exact %v and exceed the zero-failure bound %v",
+			one.RateCI, one.RateMethod, exact, zero.RateCI)
 	}
 }
 
@@ -89,8 +119,9 @@ func TestSummaryCounts(t *testing.T) {
 		ByOutcome:       map[Outcome]int{OutcomeOK: 4, OutcomeRefused: 1, OutcomeReset: 2, OutcomeTimeout: 1},
 		FailuresByPhase: map[Phase]int{PhaseConnect: 2, PhaseRead: 1, PhaseWrite: 1},
 		Errno:           map[string]int{"ECONNREFUSED": 1, "ECONNRESET": 1, "EPIPE": 1, "": 1},
-		FailureRate:     0.5, Reloads: 3, ReloadsFailed: 1, WindowKind: WindowMixed, WindowWidth: time.Second,
-		Windows: 4, BadWindows: 2, BadWindowFraction: 0.5, BadWindowCI: ClopperPearson(2, 4, 0.95),
+		FailureRate:     0.5, Storm: true, Reloads: 3, ReloadsFailed: 1, WindowKind: WindowMixed,
+		WindowWidth: time.Second,
+		Windows:     4, BadWindows: 2, BadWindowFraction: 0.5, BadWindowCI: ClopperPearson(2, 4, 0.95),
 		ResetWindows: 1, FailuresPerBadWindowMean: 2, FailuresPerBadWindowMax: 3,
 		Connect: Quantiles{N: 4, P50: 2 * time.Millisecond, P90: 4 * time.Millisecond,
 			P99: 4 * time.Millisecond, P999: 4 * time.Millisecond, Max: 4 * time.Millisecond},
@@ -98,7 +129,14 @@ func TestSummaryCounts(t *testing.T) {
 			P999: 9 * time.Millisecond, Max: 9 * time.Millisecond},
 		PacerLag: Quantiles{N: 8, P50: 0, P90: 10 * time.Millisecond, P99: 10 * time.Millisecond,
 			P999: 10 * time.Millisecond, Max: 10 * time.Millisecond},
+		Rounds: []RoundCounts{
+			{Rep: 0, Attempts: 7, Failures: 4, Windows: 3, BadWindows: 2, ResetWindows: 1, Reloads: 3, ReloadsFailed: 1},
+			{Rep: 1, Attempts: 1, Windows: 1}},
 	}
+	if d := st.Drift; d == nil || len(d.Rounds) != 2 || d.Rounds[0].Fraction != 2.0/3 || d.DF != 1 {
+		t.Errorf("drift %+v, want the two rounds' fractions 2/3 and 0", st.Drift)
+	}
+	st.Drift = nil // tested in rounds_test.go
 	// intervals and windows are checked elsewhere; the quantiles are sketch estimates: within its error
 	st.RateCI, st.RateCIPerConn, st.RateMethod, st.WindowList = Interval{}, Interval{}, "", nil
 	checkQuantiles(t, "connect", st.Connect, want.Connect)

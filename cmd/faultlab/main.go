@@ -20,6 +20,7 @@ import (
 
 const usage = `usage:
   faultlab run [flags] FILE        run a scenario; prints progress and the results table
+  faultlab check [flags] FILE      check a scenario on this machine without running it (file:line per problem)
   faultlab up [flags] FILE         build the lab of one cell, start its services, wait for Ctrl-C
   faultlab exec [--run ID] HOST [--] CMD [ARGS...]
                                    run this machine's CMD in the network namespace of a host of a
@@ -44,6 +45,8 @@ func main() {
 	switch os.Args[1] {
 	case "run":
 		err = cmdRun(ctx, os.Args[2:])
+	case "check":
+		err = cmdCheck(ctx, os.Args[2:])
 	case "up":
 		err = cmdUp(ctx, os.Args[2:])
 	case "exec":

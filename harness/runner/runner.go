@@ -79,6 +79,9 @@ func New(s *spec.Scenario, opts Options) (*Runner, error) {
 	if opts.Seed != 0 {
 		s.Seed = opts.Seed
 	}
+	if _, err := Preflight(context.Background(), s, opts); err != nil {
+		return nil, err
+	}
 	backend := s.Backend
 	if opts.Backend != "" {
 		backend = opts.Backend

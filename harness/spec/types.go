@@ -235,6 +235,8 @@ type Expectation struct {
 	ConnectP99AtLeast time.Duration `yaml:"connect_p99_at_least"`
 	// Alpha is the significance level for BetterThan (default 0.01).
 	Alpha float64 `yaml:"alpha"`
+	// MinReloads voids a claim about a storm cell that completed fewer reloads (0: at least one).
+	MinReloads int `yaml:"min_reloads"`
 }
 
 // Cell is one expanded cell: the base scenario with one matrix row applied. Expand produces them.

@@ -357,3 +357,9 @@ func listed(list []string) string {
 func pattern(re *regexp.Regexp) string {
 	return strings.TrimSuffix(strings.TrimPrefix(re.String(), "^"), "$")
 }
+
+// Line is the line of path, or of its nearest ancestor that was in the file; 0 for a scenario built in code.
+func (s *Scenario) Line(path string) int {
+	v := &validator{lines: s.lines}
+	return v.line(path)
+}
