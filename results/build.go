@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 )
 
 // Build reads a run directory and returns its report. For each planned cell (RunMeta.Cells, repetitions of a
@@ -53,6 +54,9 @@ func Build(runDir string) (*Report, error) {
 	}
 	r.Verdicts = CheckSequential(exps, stats, *meta.Sequential)
 	r.Sequential = sequentialReport(*meta.Sequential, list, r.Verdicts)
+	if !meta.Finished.IsZero() {
+		r.Sequential.Elapsed = meta.Finished.Sub(meta.Started).Round(time.Second).String()
+	}
 	return r, nil
 }
 
@@ -60,7 +64,7 @@ func Build(runDir string) (*Report, error) {
 func sequentialReport(plan SequentialPlan, cells []*CellStats, vs []Verdict) *SequentialReport {
 	maxLooks := max(plan.MaxLooks, 1)
 	s := &SequentialReport{Rule: fmt.Sprintf(SequentialRule, maxLooks, maxLooks), MaxLooks: maxLooks,
-		Looks: looksRun(cells...)}
+		Looks: looksRun(cells...), Budget: plan.Budget, Stopped: plan.Stopped}
 	for _, v := range vs {
 		if v.MoreData {
 			s.Undecided++

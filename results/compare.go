@@ -129,6 +129,8 @@ type Expectation struct {
 	// MinReloads is the number of completed reloads each storm cell of the claim must have for the claim to be
 	// evaluated (fewer: the claim is void). Zero asks for at least one.
 	MinReloads int `yaml:"min_reloads" json:"min_reloads,omitempty"`
+	// AcceptInconclusive: an inconclusive verdict on this claim is accepted (Unmet leaves it out).
+	AcceptInconclusive bool `yaml:"accept_inconclusive" json:"accept_inconclusive,omitempty"`
 }
 
 func joinInts(xs []int) string {

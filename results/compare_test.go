@@ -8,13 +8,14 @@ import (
 
 // specExpectation mirrors harness/spec.Expectation (which results must not import): it must convert.
 type specExpectation struct {
-	Cell              string        `yaml:"cell"`
-	Failures          string        `yaml:"failures"`
-	BetterThan        string        `yaml:"better_than"`
-	FewerResetsThan   string        `yaml:"fewer_resets_than"`
-	ConnectP99AtLeast time.Duration `yaml:"connect_p99_at_least"`
-	Alpha             float64       `yaml:"alpha"`
-	MinReloads        int           `yaml:"min_reloads"`
+	Cell               string        `yaml:"cell"`
+	Failures           string        `yaml:"failures"`
+	BetterThan         string        `yaml:"better_than"`
+	FewerResetsThan    string        `yaml:"fewer_resets_than"`
+	ConnectP99AtLeast  time.Duration `yaml:"connect_p99_at_least"`
+	Alpha              float64       `yaml:"alpha"`
+	MinReloads         int           `yaml:"min_reloads"`
+	AcceptInconclusive bool          `yaml:"accept_inconclusive"`
 }
 
 var _ = Expectation(specExpectation{})

@@ -158,6 +158,14 @@ func mdBehind(b *strings.Builder, r *Report) {
 // verdictMarks are the marks of the verdict list, by status.
 var verdictMarks = map[Status]string{StatusHolds: "✔", StatusFails: "✘", StatusInconclusive: "?", StatusVoid: "∅"}
 
+// stopReasons explains SequentialPlan.Stopped.
+var stopReasons = map[string]string{
+	"decided":     "every claim was decided",
+	"last look":   "the last planned look was reached",
+	"budget":      "the budget could not hold another round",
+	"interrupted": "the run was interrupted",
+}
+
 func mdVerdicts(b *strings.Builder, r *Report) {
 	if len(r.Verdicts) == 0 {
 		return
@@ -173,8 +181,18 @@ func mdVerdicts(b *strings.Builder, r *Report) {
 		if s.Done {
 			state = "done"
 		}
-		fmt.Fprintf(b, "Sequential run: %d of at most %d looks (one per round), %s. Rule: %s.\n\n", s.Looks,
-			s.MaxLooks, state, s.Rule)
+		var took string
+		if s.Elapsed != "" {
+			took = fmt.Sprintf(" in %s", s.Elapsed)
+			if s.Budget != "" {
+				took += " of a " + s.Budget + " budget"
+			}
+		}
+		if why, ok := stopReasons[s.Stopped]; ok {
+			state += "; stopped: " + why
+		}
+		fmt.Fprintf(b, "Sequential run: %d of at most %d looks (one per round)%s, %s. Rule: %s.\n\n", s.Looks,
+			s.MaxLooks, took, state, s.Rule)
 	}
 	for _, v := range r.Verdicts {
 		mark, ok := verdictMarks[v.Status]

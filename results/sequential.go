@@ -16,6 +16,12 @@ const SequentialRule = "group-sequential: one look per round, at most %d looks; 
 // fraction of it.
 type SequentialPlan struct {
 	MaxLooks int `json:"max_looks"`
+	// Budget is the time the run may take (a Go duration, "30m0s"); MaxLooks is what fits in it at the
+	// planned round time.
+	Budget string `json:"budget,omitempty"`
+	// Stopped says why the runner stopped adding rounds: "decided", "last look", "budget" or "interrupted"
+	// (written at the finish; empty while the run goes on).
+	Stopped string `json:"stopped,omitempty"`
 }
 
 // SequentialReport is the state of a sequential run (Report.Sequential).
@@ -27,6 +33,10 @@ type SequentialReport struct {
 	Undecided int `json:"undecided"`
 	// Done: nothing is left that more rounds could decide, or the last look was reached; the runner stops.
 	Done bool `json:"done"`
+	// Budget, Stopped: the plan's (SequentialPlan); Elapsed is the run's time from start to finish.
+	Budget  string `json:"budget,omitempty"`
+	Stopped string `json:"stopped,omitempty"`
+	Elapsed string `json:"elapsed,omitempty"`
 }
 
 // Sequential is a group-sequential decision rule for p-value claims: after each round (a look) every claim is

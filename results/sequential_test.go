@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestSpent(t *testing.T) {
@@ -222,5 +223,22 @@ func TestBuildSequential(t *testing.T) {
 	if q := r.Sequential; q.Undecided != 1 || q.Done || r.Verdicts[0].Status != StatusFails ||
 		r.Verdicts[1].Status != StatusInconclusive {
 		t.Errorf("sequential report %+v, verdicts %s %s", q, r.Verdicts[0].Status, r.Verdicts[1].Status)
+	}
+	// the plan's budget and why the rounds stopped reach the report and the table, with the time taken
+	s.meta.Sequential = &SequentialPlan{MaxLooks: 6, Budget: "30m0s", Stopped: "budget"}
+	s.meta.Finished = s.meta.Started.Add(1234 * time.Second)
+	if err := WriteRunMeta(s.dir, s.meta); err != nil {
+		t.Fatal(err)
+	}
+	r = build(t, s.dir)
+	if q := r.Sequential; q.Budget != "30m0s" || q.Stopped != "budget" || q.Elapsed != "20m34s" {
+		t.Errorf("sequential report %+v", q)
+	}
+	var md strings.Builder
+	_ = Markdown(&md, r)
+	want := "Sequential run: 3 of at most 6 looks (one per round) in 20m34s of a 30m0s budget, more rounds may " +
+		"still decide 1 claim; stopped: the budget could not hold another round."
+	if !strings.Contains(md.String(), want) {
+		t.Errorf("table lacks %q:\n%s", want, md.String())
 	}
 }

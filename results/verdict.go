@@ -43,6 +43,25 @@ type Verdict struct {
 	MoreData bool `json:"more_data_may_decide,omitempty"`
 	// FalseAlarm states how often the claim could hold (or fail) when it is not true.
 	FalseAlarm string `json:"false_alarm"`
+	// AcceptInconclusive: the scenario accepts this claim ending inconclusive (Expectation.AcceptInconclusive).
+	AcceptInconclusive bool `json:"accept_inconclusive,omitempty"`
+}
+
+// Unmet returns the verdicts a run must report as not met, and whether any of them is a fails: every fails
+// and void verdict, and every inconclusive one unless accepted (acceptInconclusive, the caller's flag, or the
+// claim's own AcceptInconclusive). The CLI exits 1 when one fails, 3 when the rest are undecided; a scenario
+// test fails on any.
+func Unmet(vs []Verdict, acceptInconclusive bool) (unmet []Verdict, failed bool) {
+	for _, v := range vs {
+		switch {
+		case v.Status == StatusHolds:
+		case v.Status == StatusInconclusive && (acceptInconclusive || v.AcceptInconclusive):
+		default:
+			unmet = append(unmet, v)
+			failed = failed || v.Status == StatusFails
+		}
+	}
+	return unmet, failed
 }
 
 func (v *Verdict) set(s Status) {
@@ -108,7 +127,7 @@ func evaluate(exps []Expectation, cells map[string]*CellStats) (claims, tests []
 		}
 	}
 	for _, c := range claims {
-		c.v.Cell = c.e.Cell
+		c.v.Cell, c.v.AcceptInconclusive = c.e.Cell, c.e.AcceptInconclusive
 	}
 	return claims, tests
 }

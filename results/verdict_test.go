@@ -218,3 +218,34 @@ func TestCheckRounds(t *testing.T) {
 	approx(t, "p", v.PValue, StratifiedLess([]Stratum{{0, 0, 30, 2, 30}, {1, 1, 30, 9, 30}, {2, 0, 30, 4, 30},
 		{3, 0, 30, 3, 30}}), 1e-15)
 }
+
+func TestUnmet(t *testing.T) {
+	vs := []Verdict{
+		{Cell: "a", Status: StatusHolds},
+		{Cell: "b", Status: StatusInconclusive},
+		{Cell: "c", Status: StatusInconclusive, AcceptInconclusive: true},
+		{Cell: "d", Status: StatusVoid},
+	}
+	names := func(vs []Verdict) (s string) {
+		for _, v := range vs {
+			s += v.Cell
+		}
+		return s
+	}
+	if u, failed := Unmet(vs, false); names(u) != "bd" || failed {
+		t.Errorf("Unmet = %q, %v; want bd, not failed", names(u), failed)
+	}
+	if u, failed := Unmet(vs, true); names(u) != "d" || failed {
+		t.Errorf("Unmet(accept) = %q, %v; want d, not failed", names(u), failed)
+	}
+	vs = append(vs, Verdict{Cell: "e", Status: StatusFails})
+	if u, failed := Unmet(vs, true); names(u) != "de" || !failed {
+		t.Errorf("Unmet with a fails = %q, %v; want de, failed", names(u), failed)
+	}
+	// the scenario's accept_inconclusive reaches the verdict
+	v := Check([]Expectation{{Cell: "x", Failures: "none", AcceptInconclusive: true}},
+		map[string]*CellStats{"x": {Cell: "x"}})
+	if !v[0].AcceptInconclusive {
+		t.Errorf("verdict lost accept_inconclusive: %+v", v[0])
+	}
+}

@@ -72,10 +72,10 @@ func TestReloadBackendsAgree(t *testing.T) {
 	if a == nil || b == nil {
 		t.Fatal("a backend produced no report")
 	}
-	verdicts := func(r *results.Report) map[string]bool {
-		m := map[string]bool{}
+	verdicts := func(r *results.Report) map[string]results.Status {
+		m := map[string]results.Status{}
 		for _, v := range r.Verdicts {
-			m[v.Cell+": "+v.Claim] = v.Pass
+			m[v.Cell+": "+v.Claim] = v.Status
 		}
 		return m
 	}
@@ -83,9 +83,9 @@ func TestReloadBackendsAgree(t *testing.T) {
 	if len(va) != len(vb) {
 		t.Errorf("%s checked %d claims, %s %d", first, len(va), other, len(vb))
 	}
-	for claim, pass := range va {
-		if got, ok := vb[claim]; !ok || got != pass {
-			t.Errorf("%q: %s says %v, %s says %v (present: %v)", claim, first, pass, other, got, ok)
+	for claim, status := range va {
+		if got, ok := vb[claim]; !ok || got != status {
+			t.Errorf("%q: %s says %s, %s says %s (present: %v)", claim, first, status, other, got, ok)
 		}
 	}
 }

@@ -1,11 +1,14 @@
 package main
 
 import (
+	"errors"
 	"flag"
 	"io"
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/faultlab/faultlab/results"
 )
 
 func TestParseInterspersedArgs(t *testing.T) {
@@ -77,5 +80,43 @@ func TestParseInterspersedArgs(t *testing.T) {
 				t.Errorf("got %+v, want %+v", g, tt.want)
 			}
 		})
+	}
+}
+
+func TestUnmetClaimsExit(t *testing.T) {
+	holds := results.Verdict{Cell: "a", Claim: "x", Status: results.StatusHolds}
+	undecided := results.Verdict{Cell: "b", Claim: "y", Status: results.StatusInconclusive}
+	void := results.Verdict{Cell: "c", Claim: "z", Status: results.StatusVoid}
+	code := func(err error) int {
+		var ee exitCoder
+		if err == nil {
+			return 0
+		}
+		if errors.As(err, &ee) {
+			return ee.ExitCode()
+		}
+		return 1
+	}
+	for _, tc := range []struct {
+		name      string
+		vs        []results.Verdict
+		accept    bool
+		runFailed bool
+		want      int
+	}{
+		{"all hold", []results.Verdict{holds}, false, false, 0},
+		{"inconclusive", []results.Verdict{holds, undecided}, false, false, 3},
+		{"inconclusive accepted", []results.Verdict{holds, undecided}, true, false, 0},
+		{"inconclusive and a failed cell", []results.Verdict{undecided}, false, true, 1},
+		{"void", []results.Verdict{undecided, void}, true, false, 1},
+	} {
+		err := unmetClaims(tc.vs, tc.accept, tc.runFailed)
+		if got := code(errors.Join(errors.New("other"), err)); tc.want != 0 && got != tc.want || tc.want == 0 && err != nil {
+			t.Errorf("%s: exit %d (%v), want %d", tc.name, got, err, tc.want)
+		}
+	}
+	if err := unmetClaims([]results.Verdict{undecided}, false, false); !strings.Contains(err.Error(),
+		"inconclusive: b: y") {
+		t.Errorf("message %q", err)
 	}
 }

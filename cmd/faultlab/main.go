@@ -19,7 +19,8 @@ import (
 )
 
 const usage = `usage:
-  faultlab run [flags] FILE        run a scenario; prints progress and the results table
+  faultlab run [flags] FILE        run a scenario; prints progress and the results table; exit 0 when
+                                   every claim holds, 1 when one fails or is void, 3 when inconclusive
   faultlab check [flags] FILE      check a scenario on this machine without running it (file:line per problem)
   faultlab up [flags] FILE         build the lab of one cell, start its services, wait for Ctrl-C
   faultlab exec [--run ID] HOST [--] CMD [ARGS...]

@@ -23,6 +23,9 @@ type runFlags struct {
 	long                bool
 	seed                int64
 	quiet               bool
+	untilDecided        bool
+	budget              time.Duration
+	acceptInconclusive  bool
 }
 
 // parseRunFlags parses run's and up's flags, which may come before or after the scenario file.
@@ -35,6 +38,13 @@ func parseRunFlags(name string, args []string) (*runFlags, string, error) {
 	fs.BoolVar(&f.long, "long", os.Getenv("FAULTLAB_LONG") == "1", "long (nightly) mode: the scenario's long settings (env FAULTLAB_LONG=1)")
 	fs.Int64Var(&f.seed, "seed", 0, "override the scenario's seed")
 	fs.BoolVar(&f.quiet, "q", false, "no progress output")
+	if name == "run" {
+		fs.BoolVar(&f.untilDecided, "until-decided", false, "add interleaved rounds until every claim is decided "+
+			"or the budget is spent (group-sequential design)")
+		fs.DurationVar(&f.budget, "budget", runner.DefaultBudget, "with --until-decided: the time the rounds may take")
+		fs.BoolVar(&f.acceptInconclusive, "accept-inconclusive", os.Getenv("FAULTLAB_ACCEPT_INCONCLUSIVE") == "1",
+			"exit 0 when claims end inconclusive (default: exit 3; env FAULTLAB_ACCEPT_INCONCLUSIVE=1)")
+	}
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "usage: faultlab %s FILE [flags]   (flags may also come before FILE)\n", name)
 		fs.PrintDefaults()
@@ -51,7 +61,8 @@ func parseRunFlags(name string, args []string) (*runFlags, string, error) {
 
 // options are the runner options the flags ask for.
 func (f *runFlags) options() runner.Options {
-	o := runner.Options{Backend: f.backend, Long: f.long, OutDir: f.out, Seed: f.seed}
+	o := runner.Options{Backend: f.backend, Long: f.long, OutDir: f.out, Seed: f.seed,
+		UntilDecided: f.untilDecided, Budget: f.budget}
 	for _, n := range strings.Split(f.cells, ",") {
 		if n = strings.TrimSpace(n); n != "" {
 			o.Cells = append(o.Cells, n)
@@ -75,6 +86,11 @@ func cmdRun(ctx context.Context, args []string) error {
 	}
 	fmt.Printf("faultlab %s: scenario %s, %d cells, run %s\n  directory %s\n", runner.Version, s.Name,
 		len(r.Cells()), r.ID, r.Dir)
+	if cells := r.Cells(); f.untilDecided && len(cells) > 0 {
+		fmt.Printf("  until decided: at most %d rounds of %s per cell within %s; stops at the first round after "+
+			"which every claim is decided\n", cells[len(cells)-1].Rep+1, cells[0].Scenario.Workload.Duration,
+			f.budget)
+	}
 	bars := newProgress(!f.quiet, r.Cells())
 	r.Opts.Progress = bars.update
 	rep, runErr := r.Run(ctx, func(c spec.Cell, run func() (*runner.CellResult, error)) {
@@ -99,13 +115,41 @@ func cmdRun(ctx context.Context, args []string) error {
 	if kb := peakRSS(); kb > 0 {
 		fmt.Printf("peak RSS of faultlab (load generator included, daemons not): %d MB\n", kb/1024)
 	}
-	for _, v := range rep.Verdicts {
-		if !v.Pass {
-			errs = append(errs, fmt.Errorf("expectation failed: %s: %s", v.Cell, v.Claim))
-		}
+	if err := unmetClaims(rep.Verdicts, f.acceptInconclusive, len(errs) > 0); err != nil {
+		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
 }
+
+// unmetClaims is the error for the claims that did not hold (nil when all did, or the rest are inconclusive
+// and accepted); runFailed says a cell or the run failed too, which makes even inconclusive claims exit 1.
+func unmetClaims(vs []results.Verdict, acceptInconclusive, runFailed bool) error {
+	unmet, _ := results.Unmet(vs, acceptInconclusive)
+	if len(unmet) == 0 {
+		return nil
+	}
+	err := &unmetError{code: 3}
+	for _, v := range unmet {
+		err.lines = append(err.lines, fmt.Sprintf("%s: %s: %s", v.Status, v.Cell, v.Claim))
+		if v.Status != results.StatusInconclusive || runFailed {
+			err.code = 1 // a fails or void claim, or a cell that failed: not just undecided
+		}
+	}
+	return err
+}
+
+// unmetError is a run whose claims did not all hold: exit status 1 when one fails or is void (the fault did
+// not happen as asked), 3 when the rest are only inconclusive (more running may decide them).
+type unmetError struct {
+	lines []string
+	code  int
+}
+
+func (e *unmetError) Error() string {
+	return fmt.Sprintf("%d claim(s) not met:\n  %s", len(e.lines), strings.Join(e.lines, "\n  "))
+}
+
+func (e *unmetError) ExitCode() int { return e.code }
 
 func fmtDur(d time.Duration) string { return d.Round(100 * time.Millisecond).String() }
 

@@ -54,6 +54,11 @@ func Preflight(ctx context.Context, s *spec.Scenario, opts Options) (*PreflightR
 	p := &preflight{ctx: ctx, s: s, opts: opts, backend: firstSet(opts.Backend, s.Backend, "netns"),
 		rows: map[string]int{}}
 	p.cells = spec.Expand(s, opts.Long)
+	if opts.UntilDecided {
+		if cells, _, err := sequentialCells(s, opts, p.cells); err == nil {
+			p.cells = cells // every round the budget may hold (the plan is New's error)
+		}
+	}
 	if sel, err := selectCells(p.cells, opts.Cells); err == nil {
 		p.cells = sel // an unknown cell name is New's error
 	}

@@ -40,7 +40,23 @@ type Options struct {
 	Cells []string
 	// Progress receives a line of progress about once a second while a cell runs (nil: silent).
 	Progress func(Progress)
+	// UntilDecided runs interleaved rounds (each row one block of the scenario's duration/rounds per round)
+	// until every claim is decided, the last planned look is reached or Budget cannot hold another round: a
+	// group-sequential design (results.CheckSequential) whose number of looks is fixed from Budget before the
+	// first round.
+	UntilDecided bool
+	// Budget bounds an UntilDecided run (default DefaultBudget).
+	Budget time.Duration
 }
+
+// DefaultBudget is the time an UntilDecided run may take when Options.Budget is not set.
+const DefaultBudget = 30 * time.Minute
+
+// cellOverhead is the planned time a cell's block takes beyond its load: building the lab, starting the
+// daemons, the warm-up, the tail wait and teardown (a few seconds on netns; the budget check at each round
+// boundary uses the measured round time, so a wrong guess changes how many looks are planned, not the
+// budget).
+const cellOverhead = 6 * time.Second
 
 // Progress is a snapshot of the running cell.
 type Progress struct {
@@ -79,6 +95,14 @@ func New(s *spec.Scenario, opts Options) (*Runner, error) {
 	if opts.Seed != 0 {
 		s.Seed = opts.Seed
 	}
+	expanded := spec.Expand(s, opts.Long)
+	var plan *results.SequentialPlan
+	if opts.UntilDecided {
+		var err error
+		if expanded, plan, err = sequentialCells(s, opts, expanded); err != nil {
+			return nil, err
+		}
+	}
 	if _, err := Preflight(context.Background(), s, opts); err != nil {
 		return nil, err
 	}
@@ -90,7 +114,7 @@ func New(s *spec.Scenario, opts Options) (*Runner, error) {
 	if err != nil {
 		return nil, err
 	}
-	cells, err := selectCells(spec.Expand(s, opts.Long), opts.Cells)
+	cells, err := selectCells(expanded, opts.Cells)
 	if err != nil {
 		return nil, err
 	}
@@ -111,6 +135,7 @@ func New(s *spec.Scenario, opts Options) (*Runner, error) {
 		r.meta.Expect = append(r.meta.Expect, results.Expectation(e))
 	}
 	r.meta.Cells = plannedCells(s, cells)
+	r.meta.Sequential = plan
 	if err := results.WriteRunMeta(r.Dir, &r.meta); err != nil {
 		return nil, err
 	}
@@ -192,9 +217,16 @@ func (r *Runner) Run(ctx context.Context, each func(cell spec.Cell, run func() (
 		each = func(_ spec.Cell, run func() (*CellResult, error)) { _, _ = run() }
 	}
 	var errs []error
+	seq := newRoundClock(r.Opts.Budget)
 	for _, cell := range r.cells {
 		if ctx.Err() != nil {
 			break
+		}
+		if r.Opts.UntilDecided && seq.boundary(cell.Rep) {
+			if stop := r.sequentialStop(seq); stop != "" {
+				r.setStopped(stop)
+				break
+			}
 		}
 		each(cell, func() (*CellResult, error) {
 			res, err := r.RunCell(ctx, cell)
@@ -203,6 +235,12 @@ func (r *Runner) Run(ctx context.Context, each func(cell spec.Cell, run func() (
 			}
 			return res, err
 		})
+	}
+	if r.Opts.UntilDecided {
+		if ctx.Err() != nil {
+			r.setStopped("interrupted")
+		}
+		r.setStopped("last look")
 	}
 	rep, err := r.Finish()
 	errs = append(errs, err)

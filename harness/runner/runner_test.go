@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/faultlab/faultlab/harness"
 	"github.com/faultlab/faultlab/harness/services"
@@ -149,5 +150,66 @@ func TestPlannedCellsMatrixOrder(t *testing.T) {
 	}
 	if g != want {
 		t.Errorf("planned %q, want %q (matrix order, rounds inner)", g, want)
+	}
+}
+
+// TestSequentialPlan: an --until-decided run plans the rounds its budget holds, before the first round, with
+// the fixed run's block; a budget that holds no round, or repetitions, are errors before any work.
+func TestSequentialPlan(t *testing.T) {
+	src := `name: seq
+hosts: [{name: client}, {name: proxy}, {name: backend}]
+services:
+  - {name: web, kind: nginx, host: backend}
+  - {name: lb, kind: haproxy, host: proxy, backends: [web]}
+workload: {kind: http, from: client, target: lb, rate: 100, duration: 30s}
+rounds: 3
+matrix: [{name: a}, {name: b}, {name: c}]
+`
+	s, err := spec.Parse("seq.yaml", []byte(src))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := spec.Check(s, Vocabulary()); err != nil {
+		t.Fatal(err)
+	}
+	fixed := spec.Expand(s, false)
+	// a round: 3 cells of a 10 s block plus the planned overhead each
+	round := 3 * (10*time.Second + cellOverhead)
+	cells, plan, err := sequentialCells(s, Options{Budget: 10*round + round/2}, fixed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if plan.MaxLooks != 10 || len(cells) != 30 || plan.Budget != (10*round+round/2).String() {
+		t.Errorf("plan %+v with %d cells, want 10 looks of 3 cells", plan, len(cells))
+	}
+	if cells[29].Rep != 9 || cells[0].Scenario.Workload.Duration != 10*time.Second {
+		t.Errorf("last cell rep %d, block %s", cells[29].Rep, cells[0].Scenario.Workload.Duration)
+	}
+	// --cells shrinks the round, so more of them fit
+	if _, plan, _ := sequentialCells(s, Options{Budget: round, Cells: []string{"a"}}, fixed); plan.MaxLooks != 3 {
+		t.Errorf("one of three cells: %d looks, want 3", plan.MaxLooks)
+	}
+	if _, _, err := sequentialCells(s, Options{Budget: time.Second}, fixed); err == nil ||
+		!strings.Contains(err.Error(), "does not hold one round") {
+		t.Errorf("a 1 s budget: %v", err)
+	}
+	s.Rounds, s.Repetitions = 1, 2
+	if _, _, err := sequentialCells(s, Options{}, spec.Expand(s, false)); err == nil ||
+		!strings.Contains(err.Error(), "repetitions") {
+		t.Errorf("repetitions: %v", err)
+	}
+}
+
+func TestRoundClock(t *testing.T) {
+	c := newRoundClock(0)
+	if c.budget != DefaultBudget {
+		t.Errorf("budget %s", c.budget)
+	}
+	var got []bool
+	for _, rep := range []int{0, 0, 0, 1, 1, 2} {
+		got = append(got, c.boundary(rep))
+	}
+	if !slices.Equal(got, []bool{false, false, false, true, false, true}) {
+		t.Errorf("boundaries %v: a new round after a finished one only", got)
 	}
 }

@@ -25,6 +25,39 @@ const MigrateReqSysctl = "net.ipv4.tcp_migrate_req"
 // deep copy (Reference and Analyses included), and a seed hashed (FNV-1a) from the scenario seed, the cell
 // name and the repetition.
 func Expand(s *Scenario, long bool) []Cell {
+	base, rows := expandBase(s, long)
+	if base.Rounds > 1 {
+		return interleave(s.Seed, &base, rows, base.Rounds)
+	}
+	cells := make([]Cell, 0, len(rows)*base.Repetitions)
+	for _, row := range rows {
+		for rep := range base.Repetitions {
+			sc := clone(&base)
+			apply(&sc, &row)
+			cells = append(cells, Cell{
+				Name:        row.Name,
+				Rep:         rep,
+				Scenario:    sc,
+				Mitigations: slices.Clone(row.Mitigations),
+				Seed:        cellSeed(s.Seed, row.Name, rep),
+			})
+		}
+	}
+	return cells
+}
+
+// ExpandRounds expands the scenario for a run that adds rounds until its claims are decided: the cells of up
+// to maxRounds interleaved rounds, each row one block per round, the block Expand would give (the duration cut
+// into the scenario's Rounds), the rows of each round in RoundOrder. The runner stops at the round boundary
+// where every claim is decided. Repetitions are ignored: the rounds repeat every cell.
+func ExpandRounds(s *Scenario, long bool, maxRounds int) []Cell {
+	base, rows := expandBase(s, long)
+	base.Repetitions = 1
+	return interleave(s.Seed, &base, rows, max(maxRounds, 1))
+}
+
+// expandBase applies the mode's overrides to a copy of the scenario and returns it with the matrix rows.
+func expandBase(s *Scenario, long bool) (Scenario, []CellSpec) {
 	base := clone(s)
 	reps := s.Repetitions
 	if long && s.Long != nil {
@@ -46,37 +79,19 @@ func Expand(s *Scenario, long bool) []Cell {
 			}
 		}
 	}
-	reps = max(reps, 1)
-	base.Repetitions = reps
+	base.Repetitions = max(reps, 1)
+	base.Rounds = max(base.Rounds, 1)
 	rows := s.Matrix
 	if len(rows) == 0 {
 		rows = []CellSpec{{Name: "default"}}
 	}
-	if base.Rounds > 1 {
-		return interleave(s.Seed, &base, rows)
-	}
-	cells := make([]Cell, 0, len(rows)*reps)
-	for _, row := range rows {
-		for rep := range reps {
-			sc := clone(&base)
-			apply(&sc, &row)
-			cells = append(cells, Cell{
-				Name:        row.Name,
-				Rep:         rep,
-				Scenario:    sc,
-				Mitigations: slices.Clone(row.Mitigations),
-				Seed:        cellSeed(s.Seed, row.Name, rep),
-			})
-		}
-	}
-	return cells
+	return base, rows
 }
 
-// interleave gives every row one block of duration/Rounds per round, the rows of each round in the order
-// RoundOrder draws.
-func interleave(seed int64, base *Scenario, rows []CellSpec) []Cell {
-	rounds := base.Rounds
-	base.Workload.Duration /= time.Duration(rounds)
+// interleave gives every row one block of duration/base.Rounds in each of rounds rounds, the rows of each
+// round in the order RoundOrder draws.
+func interleave(seed int64, base *Scenario, rows []CellSpec, rounds int) []Cell {
+	base.Workload.Duration /= time.Duration(base.Rounds)
 	cells := make([]Cell, 0, len(rows)*rounds)
 	for round := range rounds {
 		for _, i := range RoundOrder(seed, round, len(rows)) {

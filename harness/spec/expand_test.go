@@ -243,3 +243,29 @@ func TestRoundsValidation(t *testing.T) {
 		t.Errorf("3 rounds of 30s: %v", v.problems)
 	}
 }
+
+// TestExpandSequentialRounds: a run that adds rounds until decided gets the blocks of the fixed-size run, in
+// the same orders, for as many rounds as it may need.
+func TestExpandSequentialRounds(t *testing.T) {
+	s := load(t, "testdata/reload.yaml")
+	s.Rounds = 3
+	fixed := Expand(s, false)
+	seq := ExpandRounds(s, false, 7)
+	if len(seq) != 7*len(s.Matrix) {
+		t.Fatalf("%d cells, want %d", len(seq), 7*len(s.Matrix))
+	}
+	for i, c := range seq {
+		if c.Scenario.Workload.Duration != s.Workload.Duration/3 || c.Rep != i/len(s.Matrix) {
+			t.Fatalf("cell %d (%s): rep %d, block %s; want rep %d, block %s", i, c.Name, c.Rep,
+				c.Scenario.Workload.Duration, i/len(s.Matrix), s.Workload.Duration/3)
+		}
+		if i < len(fixed) && (c.Name != fixed[i].Name || c.Seed != fixed[i].Seed) {
+			t.Errorf("cell %d: %s seed %d, the fixed-size run has %s seed %d", i, c.Name, c.Seed, fixed[i].Name,
+				fixed[i].Seed)
+		}
+	}
+	s.Repetitions, s.Rounds = 2, 1
+	if seq := ExpandRounds(s, false, 2); len(seq) != 2*len(s.Matrix) {
+		t.Errorf("repetitions leaked into the rounds: %d cells", len(seq))
+	}
+}

@@ -237,6 +237,9 @@ type Expectation struct {
 	Alpha float64 `yaml:"alpha"`
 	// MinReloads voids a claim about a storm cell that completed fewer reloads (0: at least one).
 	MinReloads int `yaml:"min_reloads"`
+	// AcceptInconclusive lets the claim end inconclusive without failing the run (by default an undecided
+	// claim fails `go test` and gives `faultlab run` exit status 3).
+	AcceptInconclusive bool `yaml:"accept_inconclusive"`
 }
 
 // Cell is one expanded cell: the base scenario with one matrix row applied. Expand produces them.

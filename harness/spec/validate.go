@@ -192,8 +192,8 @@ func (v *validator) scenario(s *Scenario) {
 	}
 }
 
-// maxRounds bounds the interleaved rounds of a run.
-const maxRounds = 100
+// MaxRounds bounds the interleaved rounds of a run.
+const MaxRounds = 100
 
 // minBlock is the shortest block a round may give a cell: each block builds its lab and starts its
 // services anew, which takes about a second.
@@ -202,8 +202,8 @@ const minBlock = 2 * time.Second
 // rounds checks a rounds setting against the repetitions and the duration it cuts into blocks.
 func (v *validator) rounds(path string, rounds, reps int, dur time.Duration) {
 	switch {
-	case rounds < 1 || rounds > maxRounds:
-		v.add(path, "%d out of range 1..%d", rounds, maxRounds)
+	case rounds < 1 || rounds > MaxRounds:
+		v.add(path, "%d out of range 1..%d", rounds, MaxRounds)
 	case rounds > 1 && reps > 1:
 		v.add(path, "rounds (%d) and repetitions (%d) cannot both be above 1: rounds already repeat every cell, "+
 			"interleaved", rounds, reps)
