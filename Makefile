@@ -10,7 +10,7 @@ TEST_FLAGS ?= -p 1 -count=1 -timeout 60m
 VERSION := $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X github.com/faultlab/faultlab/harness/runner.Version=$(VERSION)
 
-.PHONY: all deps build reload test test-images test-short bench bench-memory fuzz clean lab-clean
+.PHONY: all deps build reload test test-images test-short bench bench-memory stability fuzz clean lab-clean
 all: build
 
 include Makefile.images
@@ -52,6 +52,12 @@ bench: deps
 ## bench-memory: peak RSS of a run at 100,000 and 1,000,000 attempts (memory flat in run length)
 bench-memory: deps build
 	bash bench/memory.sh
+
+## stability: rerun the quick Reload and Exhaustion scenarios N times (seeds 1..N, default 10; about 7 minutes a
+## round) and print how often each verdict came out the same, and the port budget's prediction errors
+N ?= 10
+stability: deps build
+	$(GO) run ./bench/stability -n $(N) -out runs/stability scenarios/reload.yaml scenarios/exhaustion.yaml
 
 ## fuzz: the nightly fuzzing campaign: the scenario parser and the pcap analyser, FUZZTIME each (default 10m);
 ## new crashers land in the packages' testdata/fuzz directories, which are kept as regression seeds

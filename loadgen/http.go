@@ -28,9 +28,12 @@ var _ Workload = HTTP10{}
 // headMax is how much of a response is kept to check its status line and headers.
 const headMax = 4 << 10
 
+// httpBuf is what one attempt reads into: the head it checks, and a small scratch for the rest of a longer
+// body (the lab's pages are under 1 KB). Kept small because a stall of the machine leaves thousands of
+// attempts reading at once, each holding one.
 type httpBuf struct {
 	head    [headMax]byte
-	scratch [16 << 10]byte
+	scratch [1 << 10]byte
 }
 
 var httpBufs = sync.Pool{New: func() any { return new(httpBuf) }}

@@ -63,6 +63,10 @@ type Summary struct {
 	Achieved float64
 	// Lags are start-intended; the percentiles are within 1.6%.
 	LagP50, LagP99, LagMax time.Duration
+	// MaxInFlight is the most attempts that ran at once (warmup included): what the generator's memory
+	// follows (each holds a goroutine, a socket and, while reading, a buffer), and what a stall of the machine
+	// piles up.
+	MaxInFlight int64
 }
 
 // Run paces cfg.Rate attempts per second of w at cfg.Target: the warmup, then the measured Duration, whose
@@ -136,6 +140,7 @@ type runner struct {
 	slots chan struct{}
 	wg    sync.WaitGroup
 	busy  atomic.Int64 // attempts running, warmup included
+	peak  atomic.Int64 // the most attempts running at once
 
 	stats    *Stats
 	lags     lagHist
@@ -193,7 +198,8 @@ func (r *runner) pace(ctx context.Context, s schedule, measured bool) (uint64, e
 // attempt runs one attempt on its own goroutine and releases its slot.
 func (r *runner) attempt(seq uint64, intended time.Time, measured bool) {
 	defer r.wg.Done()
-	r.busy.Add(1)
+	for n, p := r.busy.Add(1), r.peak.Load(); n > p && !r.peak.CompareAndSwap(p, n); p = r.peak.Load() {
+	}
 	defer r.busy.Add(-1)
 	start := time.Now()
 	rec := &results.Record{Cell: r.cfg.Cell, Rep: r.cfg.Rep, Seq: seq,
@@ -249,7 +255,8 @@ func (r *runner) summary() Summary {
 	st := r.stats.Snapshot()
 	s := Summary{Epoch: r.cfg.Epoch, Target: r.cfg.Rate, Launched: st.Launched, OK: st.OK, Failed: st.Failed,
 		Outcomes: r.outcomes.snapshot(), Window: r.window,
-		LagP50: r.lags.quantile(0.50), LagP99: r.lags.quantile(0.99), LagMax: time.Duration(r.lags.max.Load())}
+		LagP50: r.lags.quantile(0.50), LagP99: r.lags.quantile(0.99), LagMax: time.Duration(r.lags.max.Load()),
+		MaxInFlight: r.peak.Load()}
 	if r.window > 0 {
 		s.Achieved = float64(r.inWindow.Load()) / r.window.Seconds()
 	}

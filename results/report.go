@@ -57,6 +57,8 @@ type LoadReport struct {
 	LagP50   time.Duration `json:"lag_p50_ns"`     // start - intended start
 	LagP99   time.Duration `json:"lag_p99_ns"`
 	LagMax   time.Duration `json:"lag_max_ns"`
+	// MaxInFlight is the most attempts the generator had running at once (0: not recorded).
+	MaxInFlight int64 `json:"max_in_flight,omitempty"`
 }
 
 // The limits within which an open-loop measurement holds: the generator started nearly every attempt when
@@ -79,8 +81,12 @@ func (l LoadReport) Behind() string {
 }
 
 func (l LoadReport) String() string {
-	return fmt.Sprintf("load: %.0f of %.0f attempts/s, lag p50 %s p99 %s max %s", l.Achieved, l.Target,
+	s := fmt.Sprintf("load: %.0f of %.0f attempts/s, lag p50 %s p99 %s max %s", l.Achieved, l.Target,
 		l.LagP50.Round(time.Microsecond), l.LagP99.Round(time.Microsecond), l.LagMax.Round(time.Microsecond))
+	if l.MaxInFlight > 0 {
+		s += fmt.Sprintf(", at most %d in flight", l.MaxInFlight)
+	}
+	return s
 }
 
 // Behind is the first repetition's LoadReport.Behind that is not empty.

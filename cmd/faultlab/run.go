@@ -71,16 +71,22 @@ func (f *runFlags) options() runner.Options {
 	return o
 }
 
-func cmdRun(ctx context.Context, args []string) error {
-	f, file, err := parseRunFlags("run", args)
+// newRunner parses the flags of run or up, loads the scenario and makes its runner (which checks it first).
+func newRunner(name string, args []string) (*runFlags, *spec.Scenario, *runner.Runner, error) {
+	f, file, err := parseRunFlags(name, args)
 	if err != nil {
-		return err
+		return nil, nil, nil, err
 	}
 	s, err := spec.Load(file)
 	if err != nil {
-		return err
+		return nil, nil, nil, err
 	}
 	r, err := runner.New(s, f.options())
+	return f, s, r, err
+}
+
+func cmdRun(ctx context.Context, args []string) error {
+	f, s, r, err := newRunner("run", args)
 	if err != nil {
 		return err
 	}

@@ -17,15 +17,7 @@ import (
 
 // cmdUp builds the lab of one cell, starts its services and waits for Ctrl-C, printing where everything is.
 func cmdUp(ctx context.Context, args []string) error {
-	f, file, err := parseRunFlags("up", args)
-	if err != nil {
-		return err
-	}
-	s, err := spec.Load(file)
-	if err != nil {
-		return err
-	}
-	r, err := runner.New(s, f.options())
+	f, _, r, err := newRunner("up", args)
 	if err != nil {
 		return err
 	}

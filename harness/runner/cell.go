@@ -106,7 +106,7 @@ func (c *cellRun) run(ctx context.Context, res *CellResult) (err error) {
 	res.Load, res.Reloads, err = c.drive(ctx)
 	l := res.Load
 	c.meta.Load = results.LoadReport{Target: l.Target, Achieved: l.Achieved, LagP50: l.LagP50, LagP99: l.LagP99,
-		LagMax: l.LagMax}
+		LagMax: l.LagMax, MaxInFlight: l.MaxInFlight}
 	return err
 }
 
