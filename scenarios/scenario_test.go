@@ -2,11 +2,13 @@ package scenarios
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"os/signal"
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/faultlab/faultlab/harness/runner"
 	"github.com/faultlab/faultlab/harness/spec"
@@ -16,6 +18,24 @@ import (
 
 // longMode is the nightly mode: FAULTLAB_LONG=1 runs each scenario's long settings.
 func longMode() bool { return os.Getenv("FAULTLAB_LONG") == "1" }
+
+// untilDecidedBudget is FAULTLAB_UNTIL_DECIDED: a budget (e.g. 90m) makes the scenario tests add interleaved
+// rounds until every claim is decided or the budget is spent, as `faultlab run --until-decided --budget`
+// does; "1" means runner.DefaultBudget. Unset or empty: fixed-size runs.
+func untilDecidedBudget() (time.Duration, error) {
+	v := os.Getenv("FAULTLAB_UNTIL_DECIDED")
+	switch v {
+	case "", "0":
+		return 0, nil
+	case "1":
+		return runner.DefaultBudget, nil
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil || d <= 0 {
+		return 0, fmt.Errorf("FAULTLAB_UNTIL_DECIDED=%q: want 1 or a budget such as 90m", v)
+	}
+	return d, nil
+}
 
 // backend is the backend the scenario tests use: FAULTLAB_BACKEND, else each scenario file's own.
 func backend() string { return os.Getenv("FAULTLAB_BACKEND") }
@@ -36,8 +56,12 @@ func runScenario(t *testing.T, file, backend string) *results.Report {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
+	budget, err := untilDecidedBudget()
+	if err != nil {
+		t.Fatal(err)
+	}
 	r, err := runner.New(s, runner.Options{Long: longMode(), OutDir: os.Getenv("FAULTLAB_RUNS"),
-		Backend: backend, Progress: func(p runner.Progress) {
+		UntilDecided: budget > 0, Budget: budget, Backend: backend, Progress: func(p runner.Progress) {
 			if int(p.Elapsed.Seconds())%5 == 0 {
 				t.Logf("%s#%d %s/%s: %d attempts, %d failed, max lag %s", p.Cell, p.Rep, p.Elapsed.Round(1e9),
 					p.Duration, p.Load.Launched, p.Load.Failed, p.Load.MaxLag)
