@@ -59,12 +59,19 @@ N ?= 10
 stability: deps build
 	$(GO) run ./bench/stability -n $(N) -out runs/stability scenarios/reload.yaml scenarios/exhaustion.yaml
 
-## fuzz: the nightly fuzzing campaign: the scenario parser and the pcap analyser, FUZZTIME each (default 10m);
-## new crashers land in the packages' testdata/fuzz directories, which are kept as regression seeds
+## fuzz: the nightly fuzzing campaign: the scenario parser and the pcap analyser, FUZZTIME each (default 10m).
+## New crashers land in the packages' testdata/fuzz directories; after each campaign the corpus the fuzzer
+## grew (in the Go cache) is copied there too, so `go test` replays it as regression seeds and the next
+## campaign starts from it. Commit what it adds.
 FUZZTIME ?= 10m
+FUZZCACHE = $(shell $(GO) env GOCACHE)/fuzz/github.com/faultlab/faultlab
 fuzz:
 	$(GO) test ./harness/spec -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME)
+	mkdir -p harness/spec/testdata/fuzz/FuzzParse
+	cp -n $(FUZZCACHE)/harness/spec/FuzzParse/* harness/spec/testdata/fuzz/FuzzParse/ 2>/dev/null || true
 	$(GO) test ./capture -run '^$$' -fuzz '^FuzzAnalyse$$' -fuzztime $(FUZZTIME)
+	mkdir -p capture/testdata/fuzz/FuzzAnalyse
+	cp -n $(FUZZCACHE)/capture/FuzzAnalyse/* capture/testdata/fuzz/FuzzAnalyse/ 2>/dev/null || true
 
 ## lab-clean: remove what crashed runs left (namespaces, processes)
 lab-clean: build
