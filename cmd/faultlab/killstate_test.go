@@ -12,6 +12,7 @@ import (
 
 	"github.com/faultlab/faultlab/harness"
 	"github.com/faultlab/faultlab/harness/docker"
+	"github.com/faultlab/faultlab/harness/netns"
 	"github.com/moby/moby/client"
 )
 
@@ -20,6 +21,7 @@ import (
 // line (every process naming the run's output directory: the daemons' configs live there).
 type labState struct {
 	namespaces []string          // /var/run/netns/<prefix>-*
+	locks      []string          // the netns run's lock file, /run/faultlab/<prefix>.lock
 	containers []string          // containers labelled faultlab.run=<prefix>
 	networks   []string          // networks labelled faultlab.run=<prefix>
 	netns      []harness.NetnsID // the namespaces' and running containers' network namespaces
@@ -28,7 +30,7 @@ type labState struct {
 }
 
 func (s labState) empty() bool {
-	return len(s.namespaces)+len(s.containers)+len(s.networks)+len(s.pids)+len(s.errs) == 0
+	return len(s.namespaces)+len(s.locks)+len(s.containers)+len(s.networks)+len(s.pids)+len(s.errs) == 0
 }
 
 func (s labState) String() string {
@@ -42,6 +44,7 @@ func (s labState) String() string {
 		}
 	}
 	add("namespaces", s.namespaces)
+	add("run locks", s.locks)
 	add("containers", s.containers)
 	add("networks", s.networks)
 	var procs []string
@@ -65,6 +68,7 @@ func (k *killer) snapLab(r *labRun) labState {
 				s.netns = append(s.netns, id)
 			}
 		}
+		s.locks, _ = filepath.Glob(filepath.Join(netns.LockDir, prefix+".lock"))
 		if k.backend == "docker" {
 			s.dockerObjects(prefix)
 		}

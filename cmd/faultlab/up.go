@@ -72,8 +72,8 @@ func printLab(r *runner.Runner, c spec.Cell, lab *runner.Lab) {
 // engine answers, containers and networks carrying the lab's label. Live runs are left alone.
 func cmdClean(ctx context.Context) error {
 	rep, err := netns.Clean(ctx)
-	fmt.Printf("netns: removed %d namespaces, killed %d processes, left %d live runs alone\n",
-		len(rep.Namespaces), len(rep.Processes), len(rep.Skipped))
+	fmt.Printf("netns: removed %d namespaces and %d stale run locks, killed %d processes, left %d live runs alone\n",
+		len(rep.Namespaces), len(rep.Locks), len(rep.Processes), len(rep.Skipped))
 	if _, perr := docker.Ping(ctx); perr != nil {
 		fmt.Println("docker: no engine answers; nothing to clean there")
 		return err

@@ -10,7 +10,6 @@ import (
 	"strings"
 
 	"github.com/faultlab/faultlab/harness"
-	"golang.org/x/sys/unix"
 )
 
 // Run is one lab run's namespaces, found by their names.
@@ -19,8 +18,8 @@ type Run struct {
 	Prefix string
 	// Namespaces are the run's namespace names, sorted (<prefix>-router, <prefix>-<host>...).
 	Namespaces []string
-	// Live is true while a lab process holds the run's router namespace (its lock is taken); Clean
-	// leaves live runs alone.
+	// Live is true while a lab process holds the run's lock (its lock file in LockDir, or its router
+	// namespace); Clean leaves live runs alone.
 	Live bool
 }
 
@@ -29,6 +28,7 @@ type Report struct {
 	Namespaces []string // namespace names removed
 	Processes  []int    // PIDs killed inside them
 	Skipped    []string // prefixes of live runs left alone
+	Locks      []string // prefixes whose stale lock file (in LockDir) was removed
 }
 
 // CleanOptions narrows Clean.
@@ -76,6 +76,11 @@ func CleanWith(ctx context.Context, opts CleanOptions) (Report, error) {
 		errs = append(errs, cleanRun(ctx, run, &rep))
 		unlock()
 	}
+	// Lock files of runs killed before their first namespace or after their last, and of the runs just
+	// cleaned.
+	locks, err := sweepLocks(opts.Prefix)
+	rep.Locks = locks
+	errs = append(errs, err)
 	sort.Ints(rep.Processes)
 	if err := errors.Join(errs...); err != nil {
 		return rep, fmt.Errorf("clean: %w", err)
@@ -171,27 +176,4 @@ func orphanPrefix(name string) string {
 		return harness.PrefixBase + rest[:i]
 	}
 	return name
-}
-
-// takeRun tries to lock a run exclusively through its router namespace. live is true when a lab process
-// holds it; otherwise unlock releases the lock (a no-op when the run has no router).
-func takeRun(prefix string) (unlock func(), live bool) {
-	fd, err := unix.Open(filepath.Join(NetnsDir, prefix+"-"+RouterName), unix.O_RDONLY|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return func() {}, false
-	}
-	if err := unix.Flock(fd, unix.LOCK_EX|unix.LOCK_NB); errors.Is(err, unix.EWOULDBLOCK) {
-		unix.Close(fd)
-		return nil, true
-	}
-	return func() { unix.Close(fd) }, false
-}
-
-// runLive reports whether a lab process holds the run's lock.
-func runLive(prefix string) bool {
-	unlock, live := takeRun(prefix)
-	if !live {
-		unlock()
-	}
-	return live
 }

@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -77,8 +78,12 @@ func TestCleanAfterCrash(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(rep.Namespaces) != 4 || !slices.Contains(rep.Processes, orphan) {
+	if len(rep.Namespaces) != 4 || !slices.Contains(rep.Processes, orphan) ||
+		!slices.Equal(rep.Locks, []string{prefix}) {
 		t.Errorf("report: %+v (orphan %d)", rep, orphan)
+	}
+	if _, err := os.Stat(filepath.Join(netns.LockDir, prefix+".lock")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("run lock file left after Clean: %v", err)
 	}
 	if alive(orphan) {
 		t.Errorf("orphan %d survived Clean", orphan)
@@ -87,7 +92,7 @@ func TestCleanAfterCrash(t *testing.T) {
 		t.Errorf("namespaces left after Clean: %v", got)
 	}
 	rep, err = netns.CleanWith(ctx, netns.CleanOptions{Prefix: prefix})
-	if err != nil || len(rep.Namespaces)+len(rep.Processes)+len(rep.Skipped) != 0 {
+	if err != nil || len(rep.Namespaces)+len(rep.Processes)+len(rep.Skipped)+len(rep.Locks) != 0 {
 		t.Errorf("second Clean: %+v %v", rep, err)
 	}
 }

@@ -81,6 +81,9 @@ type builder struct {
 }
 
 func (b *builder) build(topo harness.Topology) error {
+	if err := lockRun(b.env.Cleanup, b.prefix); err != nil {
+		return err
+	}
 	rns, err := createNamespace(b.env.Cleanup, b.prefix+"-"+RouterName, "")
 	if err != nil {
 		return err
