@@ -10,7 +10,7 @@ TEST_FLAGS ?= -p 1 -count=1 -timeout 60m
 VERSION := $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X github.com/faultlab/faultlab/harness/runner.Version=$(VERSION)
 
-.PHONY: all deps build reload test test-images test-short bench bench-memory stability fuzz clean lab-clean
+.PHONY: all deps build tengine reload test test-images test-short bench bench-memory stability fuzz clean lab-clean
 all: build
 
 include Makefile.images
@@ -25,6 +25,12 @@ deps:
 			$$missing >/dev/null; \
 	fi
 
+## tengine: build Tengine (with its upstream check module) from its release tarball, once, into build/tengine/,
+## linked as /usr/local/sbin/tengine; TENGINE_SRC is the tarball (a path or the upstream release URL)
+TENGINE_SRC ?= ../shared/vendor/tengine-3.1.0.tar.gz
+tengine:
+	@TENGINE_SRC=$(TENGINE_SRC) bash scripts/tengine.sh
+
 build:
 	$(GO) build -ldflags "$(LDFLAGS)" -o bin/faultlab ./cmd/faultlab
 
@@ -34,7 +40,7 @@ reload: deps build
 
 ## test: everything (privileged tests need root), one package at a time; the docker backend's tests need
 ## the lab's images, built offline once (`make images`, a few minutes) when a Docker engine answers
-test: deps test-images
+test: deps tengine test-images
 	$(GO) vet ./...
 	$(GO) test $(TEST_FLAGS) ./...
 

@@ -41,7 +41,7 @@ func TestFindBinaries(t *testing.T) {
 		{"missing", "haproxy", map[string]string{"binary": "/nonexistent/haproxy"},
 			`haproxy binary "/nonexistent/haproxy" does not exist: install it with ` + "`make deps`", true},
 		{"not-executable", "nginx", map[string]string{"binary": notExec}, "is not an executable file", false},
-		{"tengine", "tengine", map[string]string{"binary": "/nonexistent/tengine"}, "build one from", true},
+		{"tengine", "tengine", map[string]string{"binary": "/nonexistent/tengine"}, "build it with `make tengine`", true},
 		{"unknown-kind", "apache", nil, `unknown service kind "apache"`, false},
 	}
 	// mariadb runs two programs; only mariadbd follows the option.

@@ -77,8 +77,9 @@ func TestRegistryTengineMissing(t *testing.T) {
 		t.Fatal(err)
 	}
 	s, err := e.New(nil, t.TempDir(), testTengineConfig(map[string]string{"binary": "/nonexistent/tengine"}))
-	want := `tengine binary "/nonexistent/tengine" does not exist: build one from ` +
-		"../shared/vendor/tengine-*.tar.gz (see ../shared/vendor/README.md) and point services[].options.binary at it"
+	want := `tengine binary "/nonexistent/tengine" does not exist: build it with ` + "`make tengine`" +
+		" (from ../shared/vendor/tengine-3.1.0.tar.gz, or TENGINE_SRC=<release tarball path or URL>) and point " +
+		"services[].options.binary at it"
 	if err == nil || err.Error() != want || !errors.Is(err, harness.ErrUnsupported) {
 		t.Fatalf("error %v, want %q wrapping ErrUnsupported", err, want)
 	}

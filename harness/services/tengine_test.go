@@ -2,7 +2,10 @@ package services
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
+	"maps"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -12,6 +15,7 @@ import (
 	"time"
 
 	"github.com/faultlab/faultlab/harness"
+	"github.com/faultlab/faultlab/harness/testutil"
 )
 
 func tengineCfg(mode string, opts map[string]string) TengineConfig {
@@ -44,7 +48,7 @@ func TestTengineConfig(t *testing.T) {
 			"daemon off;", "user root;", "worker_processes 1;", "pid /srv/tg/nginx.pid;",
 			"proxy_temp_path /srv/tg/tmp/proxy;", "keepalive_timeout 0;",
 			"upstream backend {\n        server 198.18.2.2:80;\n        server 198.18.3.2:80;\n",
-			"check interval=3000 rise=2 fall=5 timeout=1000 type=http;",
+			"check interval=3000 rise=2 fall=5 timeout=1000 type=http default_down=false;",
 			"check_keepalive_requests 1;",
 			`check_http_send "HEAD / HTTP/1.0\r\n\r\n";`,
 			"check_http_expect_alive http_2xx http_3xx;",
@@ -52,8 +56,9 @@ func TestTengineConfig(t *testing.T) {
 		}, []string{"stream {"}},
 		{"http-keepalive-checks", tengineCfg("http", map[string]string{"check_interval": "500ms",
 			"check_timeout": "2s", "check_rise": "1", "check_fall": "3", "check_keepalive_requests": "100",
-			"check_http_send": `HEAD / HTTP/1.1\r\nConnection: keep-alive\r\n\r\n`, "worker_processes": "2"}),
-			[]string{"check interval=500 rise=1 fall=3 timeout=2000 type=http;", "check_keepalive_requests 100;",
+			"check_http_send": `HEAD / HTTP/1.1\r\nConnection: keep-alive\r\n\r\n`, "worker_processes": "2",
+			"check_default_down": "true"}),
+			[]string{"check interval=500 rise=1 fall=3 timeout=2000 type=http default_down=true;", "check_keepalive_requests 100;",
 				`check_http_send "HEAD / HTTP/1.1\r\nConnection: keep-alive\r\n\r\n";`, "worker_processes 2;"},
 			nil},
 		{"http-no-check", tengineCfg("http", map[string]string{"check": "false"}),
@@ -121,8 +126,8 @@ func TestTengineMissingBinary(t *testing.T) {
 	defer func() { sbinDirs = saved }()
 	dir := t.TempDir()
 	_, err := NewTengine(nil, dir, tengineCfg("", nil))
-	want := "tengine not found in PATH: build one from ../shared/vendor/tengine-*.tar.gz (see " +
-		"../shared/vendor/README.md) or point services[].options.binary at one"
+	want := "tengine not found in PATH: build it with `make tengine` (from ../shared/vendor/tengine-3.1.0.tar.gz, " +
+		"or TENGINE_SRC=<release tarball path or URL>) or point services[].options.binary at one"
 	if err == nil || err.Error() != want || !errors.Is(err, harness.ErrUnsupported) {
 		t.Fatalf("error %v, want %q wrapping ErrUnsupported", err, want)
 	}
@@ -190,4 +195,153 @@ func TestReloadMaster(t *testing.T) {
 	if after := aliveChildren(n.PID()); !slices.Equal(after, before) {
 		t.Errorf("workers %v after a failed reload, want the old ones %v", after, before)
 	}
+}
+
+// TestTengine runs the real Tengine (`make tengine` builds it from the vendored release) as an http proxy in
+// front of two nginx backends: it proxies, its upstream check module marks both servers up and, once one
+// backend stops, that one down; a reload (SIGHUP, as `tengine -s reload`) gives new workers that go on
+// proxying; Stop leaves no process. Then the same binary as a tcp (stream) proxy.
+func TestTengine(t *testing.T) {
+	lab := newLab(t)
+	if _, err := FindBinaries("tengine", nil); err != nil {
+		t.Fatal(err)
+	}
+	if bins, _ := FindBinaries("tengine", nil); bins[0].Err != nil {
+		testutil.SkipMissing(t, bins[0].Err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	var servers []netip.AddrPort
+	var backends []*Nginx
+	for _, port := range []uint16{80, 81} {
+		n, err := NewNginx(lab.backend, t.TempDir(), at(lab.backend, port), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = n.Stop(context.Background()) })
+		if err := n.Start(ctx); err != nil {
+			t.Fatal(err)
+		}
+		servers, backends = append(servers, at(lab.backend, port)), append(backends, n)
+	}
+	proxy := at(lab.proxy, 80)
+	dir := t.TempDir()
+	tg, err := NewTengine(lab.proxy, dir, TengineConfig{Bind: proxy, Servers: servers, Options: map[string]string{
+		"worker_processes": "2", "check_interval": "200ms", "check_timeout": "500ms", "check_rise": "1",
+		"check_fall": "2"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tg.Version() != "3.1.0" {
+		t.Errorf("version %q, want 3.1.0 (the vendored release)", tg.Version())
+	}
+	t.Cleanup(func() { _ = tg.Stop(context.Background()) })
+	if err := tg.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if code, body, err := httpGet(lab.client, proxy, "/"); err != nil || code != 200 || string(body) != "ok\n" {
+		t.Fatalf("GET / through tengine: %d %q %v", code, body, err)
+	}
+	waitStatus := func(want map[string]string) {
+		t.Helper()
+		var last map[string]string
+		err := poll(ctx, func() (bool, error) {
+			var err error
+			last, err = tengineCheckStatus(lab.client, proxy)
+			return err == nil && maps.Equal(last, want), nil
+		})
+		if err != nil {
+			t.Fatalf("check_status %v, want %v: %v", last, want, err)
+		}
+	}
+	waitStatus(map[string]string{servers[0].String(): "up", servers[1].String(): "up"})
+	if err := backends[1].Stop(ctx); err != nil {
+		t.Fatal(err)
+	}
+	waitStatus(map[string]string{servers[0].String(): "up", servers[1].String(): "down"})
+
+	old := tg.PIDs()
+	res, err := tg.Reload(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.NewPIDs) == 0 || slices.ContainsFunc(res.NewPIDs, func(p int) bool { return slices.Contains(old, p) }) {
+		t.Errorf("reload: new workers %v, processes before %v", res.NewPIDs, old)
+	}
+	for range 5 { // only the live backend gets requests now
+		if code, _, err := httpGet(lab.client, proxy, "/"); err != nil || code != 200 {
+			t.Fatalf("GET / after the reload: %d %v", code, err)
+		}
+	}
+	pids := tg.PIDs()
+	if err := tg.Stop(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for _, pid := range pids {
+		if !gone(pid, "nginx") {
+			t.Errorf("tengine pid %d still running after Stop", pid)
+		}
+	}
+	log, _ := os.ReadFile(filepath.Join(dir, "error.log"))
+	for _, bad := range []string{"[alert]", "[emerg]", "[crit]"} {
+		if strings.Contains(string(log), bad) {
+			t.Errorf("error.log has %s:\n%s", bad, log)
+		}
+	}
+
+	tcp, err := NewTengine(lab.proxy, t.TempDir(), TengineConfig{Name: "tengine-tcp", Bind: at(lab.proxy, 3306),
+		Mode: "tcp", Servers: servers[:1]})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = tcp.Stop(context.Background()) })
+	if err := tcp.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if code, body, err := httpGet(lab.client, at(lab.proxy, 3306), "/"); err != nil || code != 200 ||
+		string(body) != "ok\n" {
+		t.Fatalf("GET / through tengine's stream proxy: %d %q %v", code, body, err)
+	}
+
+	// A configuration the binary refuses fails Start with the binary's own words, and starts nothing.
+	bad, err := NewTengine(lab.proxy, t.TempDir(), TengineConfig{Name: "tengine-bad", Bind: at(lab.proxy, 8080),
+		Servers: servers[:1]})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(bad.ConfigPath(), []byte("events {}\nno_such_directive on;\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = bad.Stop(context.Background()) })
+	if err := bad.Start(ctx); err == nil || !strings.Contains(err.Error(), "configuration test failed") ||
+		!strings.Contains(err.Error(), "no_such_directive") || len(bad.PIDs()) != 0 {
+		t.Fatalf("Start with a bad configuration: %v (processes %v)", err, bad.PIDs())
+	}
+}
+
+// tengineCheckStatus reads the upstream check module's status page (JSON) through the proxy: server -> status.
+func tengineCheckStatus(client harness.NetnsHost, proxy netip.AddrPort) (map[string]string, error) {
+	code, body, err := httpGet(client, proxy, "/status?format=json")
+	if err != nil {
+		return nil, err
+	}
+	if code != 200 {
+		return nil, fmt.Errorf("status page: HTTP %d", code)
+	}
+	var st struct {
+		Servers struct {
+			Server []struct {
+				Name   string `json:"name"`
+				Status string `json:"status"`
+			} `json:"server"`
+		} `json:"servers"`
+	}
+	if err := json.Unmarshal(body, &st); err != nil {
+		return nil, fmt.Errorf("status page: %w: %s", err, body)
+	}
+	m := map[string]string{}
+	for _, s := range st.Servers.Server {
+		m[s.Name] = s.Status
+	}
+	return m, nil
 }
