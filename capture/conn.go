@@ -47,6 +47,14 @@ type Conn struct {
 	ClosedFirst     string `json:"closed_first"`
 	ClosedFirstRole Role   `json:"closed_first_role,omitempty"`
 	CloseKind       string `json:"close_kind"`
+	// TimeWait says which end the TCP state machine leaves in TIME_WAIT, as the FINs' acknowledgement numbers
+	// show: "initiator" or "responder" (the end whose FIN came first, when the other's FIN acknowledged
+	// it), "both" (a simultaneous close: the second FIN was sent before its sender had processed the first,
+	// so it does not acknowledge it, and both ends go through CLOSING to TIME_WAIT), or "" (an RST, or no
+	// FIN). The order of the FINs on the wire alone does not tell: a FIN captured first may still be
+	// unprocessed by the peer's kernel when the peer closes (seeds/001: the backend's FIN came first in the
+	// capture, yet the checker kept the TIME_WAIT).
+	TimeWait string `json:"time_wait,omitempty"`
 }
 
 // connKey is a connection's address pair in canonical order (a < b).
@@ -64,6 +72,10 @@ type side struct {
 	winKnown bool
 	inZW     bool
 	zwSince  time.Time
+	// finSeq is the sequence number of this side's first FIN; finAcksPeer says whether that FIN segment
+	// acknowledged the peer's FIN (the peer's FIN had been processed when this side closed).
+	finSeq      uint32
+	finAcksPeer bool
 }
 
 // conn tracks one connection; side 0 is the initiator.
@@ -116,6 +128,11 @@ func (c *conn) update(i int, s *segment, ts time.Time) events {
 		c.close(i, "rst")
 	}
 	if s.flags&flagFIN != 0 {
+		if me.end.FIN == 0 {
+			peer := &c.side[1-i]
+			me.finSeq = s.seq + uint32(s.payload)
+			me.finAcksPeer = peer.end.FIN > 0 && s.flags&flagACK != 0 && int32(s.ack-(peer.finSeq+1)) >= 0
+		}
 		me.end.FIN++
 		c.close(i, "fin")
 	}
@@ -229,5 +246,18 @@ func (c *conn) export() Conn {
 	case 1:
 		out.ClosedFirst, out.ClosedFirstRole = "responder", out.Responder.Role
 	}
+	out.TimeWait = c.timeWait()
 	return out
+}
+
+// timeWait is which end the FINs leave in TIME_WAIT (see Conn.TimeWait).
+func (c *conn) timeWait() string {
+	if c.closedFirst < 0 || c.closeKind != "fin" || c.side[0].end.RST > 0 || c.side[1].end.RST > 0 {
+		return ""
+	}
+	name := [2]string{"initiator", "responder"}
+	if second := &c.side[1-c.closedFirst]; second.end.FIN > 0 && !second.finAcksPeer {
+		return "both"
+	}
+	return name[c.closedFirst]
 }

@@ -23,6 +23,10 @@ type ConnSummary struct {
 	ClosedFirstBy   map[Role]uint64   `json:"closed_first_by"`
 	ClosedFirstSide map[string]uint64 `json:"closed_first_side"`
 	ResetFirst      uint64            `json:"reset_first"`
+	// TimeWaitBy counts connections by the role of the end the FINs leave in TIME_WAIT (Conn.TimeWait: a
+	// simultaneous close counts for both ends); Simultaneous counts those.
+	TimeWaitBy   map[Role]uint64 `json:"time_wait_by"`
+	Simultaneous uint64          `json:"simultaneous_close"`
 	// Handshake is over established connections whose SYN was captured; ZeroWindowTime over connections
 	// with a zero window (both ends' periods summed).
 	Handshake      DurationStats `json:"handshake"`
@@ -48,7 +52,7 @@ type summaryAgg struct {
 
 func newSummaryAgg() summaryAgg {
 	return summaryAgg{s: ConnSummary{ZeroWindowBy: map[Role]uint64{}, ClosedFirstBy: map[Role]uint64{},
-		ClosedFirstSide: map[string]uint64{}}}
+		ClosedFirstSide: map[string]uint64{}, TimeWaitBy: map[Role]uint64{}}}
 }
 
 func (g *summaryAgg) add(c *Conn) {
@@ -76,6 +80,16 @@ func (g *summaryAgg) add(c *Conn) {
 				s.ZeroWindowBy[e.Role]++
 			}
 		}
+	}
+	switch c.TimeWait {
+	case "initiator":
+		s.TimeWaitBy[c.Initiator.Role]++
+	case "responder":
+		s.TimeWaitBy[c.Responder.Role]++
+	case "both":
+		s.TimeWaitBy[c.Initiator.Role]++
+		s.TimeWaitBy[c.Responder.Role]++
+		s.Simultaneous++
 	}
 	if c.ClosedFirst != "" {
 		s.ClosedFirstBy[c.ClosedFirstRole]++

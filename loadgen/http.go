@@ -106,22 +106,30 @@ func readResponse(ctx context.Context, c io.Reader, t0 time.Time, rec *results.R
 	}
 }
 
-// checkResponse checks a complete response of total bytes whose first bytes are head.
-func checkResponse(head []byte, total int64) error {
-	complete := total == int64(len(head)) // head holds the whole response
-	if total == 0 {
-		return protoError("empty response")
-	}
-	line, _, found := bytes.Cut(head, []byte("\n"))
-	if !found && complete {
-		return protoError(fmt.Sprintf("short response: %d bytes, no status line", total))
-	}
+// checkStatus checks that head starts with a "HTTP/1.x 200" status line.
+func checkStatus(head []byte) error {
+	line, _, _ := bytes.Cut(head, []byte("\n"))
 	line = bytes.TrimSuffix(line, []byte("\r"))
 	if !bytes.HasPrefix(line, []byte("HTTP/1.")) || len(line) < 12 || line[8] != ' ' {
 		return protoError("bad status line " + strconv.Quote(clip(line)))
 	}
 	if string(line[9:12]) != "200" {
 		return protoError(printable(line))
+	}
+	return nil
+}
+
+// checkResponse checks a complete response of total bytes whose first bytes are head.
+func checkResponse(head []byte, total int64) error {
+	complete := total == int64(len(head)) // head holds the whole response
+	if total == 0 {
+		return protoError("empty response")
+	}
+	if _, _, found := bytes.Cut(head, []byte("\n")); !found && complete {
+		return protoError(fmt.Sprintf("short response: %d bytes, no status line", total))
+	}
+	if err := checkStatus(head); err != nil {
+		return err
 	}
 	bodyStart := headerEnd(head)
 	if bodyStart < 0 {

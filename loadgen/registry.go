@@ -39,6 +39,9 @@ var _ Closer = (*Persistent)(nil)
 var Workloads = map[string]WorkloadEntry{
 	"http": {Kind: "http", Protocol: "http", New: newHTTP,
 		Doc: "a new connection per attempt: GET / HTTP/1.0, read to EOF, close (option host: the Host header)"},
+	"check": {Kind: "check", Protocol: "http", New: newCheck,
+		Doc: "an active health check: HEAD / HTTP/1.0 on a new connection, then close once the response is in " +
+			"(option close: response, the default) or after the server's FIN (close: eof)"},
 	"mysql": {Kind: "mysql", Protocol: "mysql", Persistent: true, New: newMySQL,
 		Doc: "a new connection per attempt: greeting, login, query, COM_QUIT, close; with persistent: n, " +
 			"one query per attempt over n open connections (options user, password, query)"},

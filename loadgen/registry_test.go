@@ -61,7 +61,7 @@ func TestLookupWorkload(t *testing.T) {
 
 func TestLookupWorkloadErrors(t *testing.T) {
 	if _, err := LookupWorkload("grpc"); err == nil ||
-		err.Error() != `unknown workload kind "grpc" (known: http, mysql)` {
+		err.Error() != `unknown workload kind "grpc" (known: check, http, mysql)` {
 		t.Errorf("LookupWorkload(grpc): %v", err)
 	}
 	tests := []struct {

@@ -35,6 +35,9 @@ type Config struct {
 	// Timeout bounds each attempt from its intended start (DefaultTimeout when zero).
 	Timeout time.Duration
 	Target  netip.AddrPort
+	// Targets, when set, spreads the attempts over several servers in turn (attempt seq goes to
+	// Targets[seq % len]): a checker's many backends. Target is then Targets[0].
+	Targets []netip.AddrPort
 	// MaxInFlight bounds concurrent attempts (DefaultMaxInFlight when zero). When it is reached, attempts start
 	// late rather than being skipped, and the lag shows.
 	MaxInFlight int
@@ -118,6 +121,12 @@ func (c Config) validate(w Workload, d *Dialer) error {
 	}
 	if !c.Target.IsValid() || c.Target.Port() == 0 {
 		errs = append(errs, fmt.Errorf("target %q: must be address:port", c.Target))
+	}
+	for _, t := range c.Targets {
+		if !t.IsValid() || t.Port() == 0 {
+			errs = append(errs, fmt.Errorf("targets: %q must be address:port", t))
+			break
+		}
 	}
 	if w == nil {
 		errs = append(errs, errors.New("no workload"))
@@ -213,7 +222,11 @@ func (r *runner) attempt(seq uint64, intended time.Time, measured bool) {
 		}
 	}
 	ctx, cancel := context.WithDeadline(r.base, intended.Add(r.cfg.Timeout))
-	r.w.Attempt(WithIntended(ctx, intended), r.d, r.cfg.Target, rec)
+	dst := r.cfg.Target
+	if n := uint64(len(r.cfg.Targets)); n > 0 {
+		dst = r.cfg.Targets[seq%n]
+	}
+	r.w.Attempt(WithIntended(ctx, intended), r.d, dst, rec)
 	cancel()
 	<-r.slots
 	if measured {

@@ -219,6 +219,9 @@ func (c *cellRun) drive(ctx context.Context) (loadgen.Summary, int, error) {
 	cfg := loadgen.Config{Cell: c.cell.Name, Rep: c.cell.Rep, Rate: w.Rate, Duration: w.Duration,
 		Warmup: w.Warmup, Timeout: w.Timeout, Target: c.addr[w.Target], Seed: c.cell.Seed, Epoch: c.epoch,
 		Stats: c.r.liveStats(c)}
+	if m, ok := c.svcs[w.Target].(services.Servers); ok && len(m.Servers()) > 1 {
+		cfg.Targets = m.Servers() // a service standing for many servers: the attempts go to each in turn
+	}
 	d := &loadgen.Dialer{Socket: sf.Socket, Timeout: w.Timeout}
 	if addrs := c.env.Hosts[w.From].Addrs(); len(addrs) > 1 {
 		d.Sources = addrs // a client host with several addresses uses them in turn

@@ -35,7 +35,11 @@ func (c *cellRun) startService(ctx context.Context, sv spec.Service) error {
 		cfg.Options[k] = harness.ExpandAddrs(v, h.Addrs())
 	}
 	for _, b := range sv.Backends {
-		cfg.Servers = append(cfg.Servers, c.addr[b])
+		if m, ok := c.svcs[b].(services.Servers); ok {
+			cfg.Servers = append(cfg.Servers, m.Servers()...)
+		} else {
+			cfg.Servers = append(cfg.Servers, c.addr[b])
+		}
 	}
 	svc, err := e.New(h, filepath.Join(c.dir, sv.Name), cfg)
 	if err != nil {

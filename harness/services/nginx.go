@@ -19,7 +19,14 @@ import (
 //   - worker_processes: number of workers (default 1) or "auto"
 //   - body_size: size in bytes of the file served at /file (default 1024)
 //   - binary: path of the nginx binary (default: nginx in PATH or /usr/sbin)
-var NginxOptions = []string{"worker_processes", "body_size", "binary"}
+//   - servers: how many distinct servers (listening address:port pairs) one nginx process stands for
+//     (default 1, at most MaxNginxServers): the host's addresses in turn, then the next port up, so a host
+//     with 8 addresses and servers: 2000 listens on 8 x 250 ports. A proxy naming this service as a backend
+//     gets every one of them as a server (the health-check family's many backends, cheaply).
+var NginxOptions = []string{"worker_processes", "body_size", "binary", "servers"}
+
+// MaxNginxServers bounds the servers option (the incident had 18,000 backends).
+const MaxNginxServers = 20000
 
 // nginxGet says how to get nginx.
 const nginxGet = "install it with `make deps` (Debian package nginx-light)"
@@ -30,6 +37,7 @@ type Nginx struct {
 	name    string // the scenario's name for it ("" = "nginx")
 	dir     string
 	addr    netip.AddrPort
+	servers []netip.AddrPort // every listener; servers[0] == addr
 	bin     string
 	version string
 	conf    string
@@ -38,6 +46,7 @@ type Nginx struct {
 
 var (
 	_ Service   = (*Nginx)(nil)
+	_ Servers   = (*Nginx)(nil)
 	_ Versioned = (*Nginx)(nil)
 	_ Processes = (*Nginx)(nil)
 )
@@ -52,6 +61,7 @@ type nginxMain struct {
 type nginxData struct {
 	nginxMain
 	Addr, Version string
+	Listen        []string
 }
 
 // nginxCommon defines the parts shared by nginx-style configurations: "main" (the process in the
@@ -94,7 +104,9 @@ http {
     {{template "http_common" .}}
 
     server {
-        listen {{.Addr}} backlog=4096;
+{{- range .Listen}}
+        listen {{.}} backlog=4096;
+{{- end}}
 
         location / {
             return 200 "ok\n";
@@ -122,11 +134,23 @@ func NewNginx(h harness.NetnsHost, dir string, addr netip.AddrPort, opts map[str
 	if err != nil {
 		return nil, fmt.Errorf("nginx: %w", err)
 	}
+	count, err := intOption(opts, "servers", 1, 1, MaxNginxServers)
+	if err != nil {
+		return nil, fmt.Errorf("nginx: %w", err)
+	}
+	var hostAddrs []netip.Addr
+	if count > 1 {
+		hostAddrs = h.Addrs()
+	}
+	servers, err := spreadServers(addr, hostAddrs, count)
+	if err != nil {
+		return nil, fmt.Errorf("nginx: %w", err)
+	}
 	bin, err := findBinary(h, "nginx", opts["binary"], nginxGet)
 	if err != nil {
 		return nil, err
 	}
-	n := &Nginx{h: h, addr: addr, bin: bin}
+	n := &Nginx{h: h, addr: addr, servers: servers, bin: bin}
 	if n.dir, err = prepareDir(dir); err != nil {
 		return nil, err
 	}
@@ -141,6 +165,9 @@ func NewNginx(h harness.NetnsHost, dir string, addr netip.AddrPort, opts map[str
 	}
 	n.conf = filepath.Join(n.dir, "nginx.conf")
 	data := nginxData{nginxMain: newNginxMain(n.dir, workers), Addr: addr.String(), Version: n.version}
+	for _, s := range servers {
+		data.Listen = append(data.Listen, s.String())
+	}
 	if err := writeTemplate(n.conf, nginxTemplate, data); err != nil {
 		return nil, fmt.Errorf("nginx: %w", err)
 	}
@@ -158,6 +185,39 @@ func (n *Nginx) Addr() netip.AddrPort { return n.addr }
 
 // ConfigPath is the generated configuration file.
 func (n *Nginx) ConfigPath() string { return n.conf }
+
+// Servers lists every address:port nginx listens on (the servers option), Addr first.
+func (n *Nginx) Servers() []netip.AddrPort { return n.servers }
+
+// spreadServers lists count listeners: first addr, then addr's port on the host's other addresses in turn,
+// then the next port up on each, and so on (addrs may be nil when count is 1).
+func spreadServers(addr netip.AddrPort, addrs []netip.Addr, count int) ([]netip.AddrPort, error) {
+	if count == 1 {
+		return []netip.AddrPort{addr}, nil
+	}
+	// addr's own address first, then the others in the host's order.
+	order := []netip.Addr{addr.Addr()}
+	for _, a := range addrs {
+		if a != addr.Addr() {
+			order = append(order, a)
+		}
+	}
+	ports := (count + len(order) - 1) / len(order)
+	if int(addr.Port())+ports-1 > 65535 {
+		return nil, fmt.Errorf("option servers: %d servers on %d addresses need ports %d-%d, past 65535: "+
+			"give the host more addrs or a lower port", count, len(order), addr.Port(), int(addr.Port())+ports-1)
+	}
+	out := make([]netip.AddrPort, 0, count)
+	for p := 0; len(out) < count; p++ {
+		for _, a := range order {
+			if len(out) == count {
+				break
+			}
+			out = append(out, netip.AddrPortFrom(a, addr.Port()+uint16(p)))
+		}
+	}
+	return out, nil
+}
 
 // PID is the master's PID (0 before Start).
 func (n *Nginx) PID() int {

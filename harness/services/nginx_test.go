@@ -24,7 +24,7 @@ func TestNginxOptions(t *testing.T) {
 		{"workers", map[string]string{"worker_processes": "2", "body_size": "70000"}, ""},
 		{"workers-auto", map[string]string{"worker_processes": "auto"}, ""},
 		{"unknown-key", map[string]string{"worker": "2", "zzz": "1"},
-			"unknown option(s) worker, zzz (allowed: binary, body_size, worker_processes)"},
+			"unknown option(s) worker, zzz (allowed: binary, body_size, servers, worker_processes)"},
 		{"bad-body-size", map[string]string{"body_size": "-1"}, "option body_size"},
 		{"no-binary", map[string]string{"binary": "/nonexistent/nginx"}, `nginx binary "/nonexistent/nginx" ` +
 			"does not exist: install it with `make deps` (Debian package nginx-light) and point " +
@@ -136,5 +136,48 @@ func TestNginxStartFailure(t *testing.T) {
 	err = n.Start(ctx)
 	if err == nil || !strings.Contains(err.Error(), "Cannot assign requested address") {
 		t.Fatalf("Start: %v, want a bind error", err)
+	}
+}
+
+func TestSpreadServers(t *testing.T) {
+	a := func(s string) netip.Addr { return netip.MustParseAddr(s) }
+	ap := netip.MustParseAddrPort
+	addrs := []netip.Addr{a("198.18.2.2"), a("198.18.2.3"), a("198.18.2.4")}
+	got, err := spreadServers(ap("198.18.2.3:80"), addrs, 7)
+	want := []netip.AddrPort{ap("198.18.2.3:80"), ap("198.18.2.2:80"), ap("198.18.2.4:80"), ap("198.18.2.3:81"),
+		ap("198.18.2.2:81"), ap("198.18.2.4:81"), ap("198.18.2.3:82")}
+	if err != nil || !slices.Equal(got, want) {
+		t.Errorf("spreadServers = %v %v, want %v", got, err, want)
+	}
+	if got, err := spreadServers(ap("198.18.2.2:80"), nil, 1); err != nil || !slices.Equal(got, []netip.AddrPort{ap("198.18.2.2:80")}) {
+		t.Errorf("one server: %v %v", got, err)
+	}
+	_, err = spreadServers(ap("198.18.2.2:65000"), addrs[:1], 1000)
+	if err == nil || !strings.Contains(err.Error(), "past 65535") {
+		t.Errorf("servers past the last port: %v", err)
+	}
+}
+
+// TestNginxServers: one nginx process answers on every one of its servers.
+func TestNginxServers(t *testing.T) {
+	lab := newLab(t)
+	n, err := NewNginx(lab.backend, t.TempDir(), at(lab.backend, 80), map[string]string{"servers": "300"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	t.Cleanup(func() { _ = n.Stop(context.Background()) })
+	if err := n.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	servers := n.Servers()
+	if len(servers) != 300 || servers[0] != at(lab.backend, 80) || servers[299] != at(lab.backend, 379) {
+		t.Fatalf("servers: %d, first %v, last %v", len(servers), servers[0], servers[len(servers)-1])
+	}
+	for _, s := range servers {
+		if code, body, err := httpGet(lab.client, s, "/"); err != nil || code != 200 || string(body) != "ok\n" {
+			t.Fatalf("GET / from %v: %d %q %v", s, code, body, err)
+		}
 	}
 }

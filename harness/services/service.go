@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -31,6 +32,13 @@ type Service interface {
 	Start(ctx context.Context) error
 	// Stop stops every process the service started (idempotent).
 	Stop(ctx context.Context) error
+}
+
+// Servers is a service that stands for several servers (one nginx process listening on many address:port
+// pairs): a proxy naming it as a backend gets every one of them. A service without it is one server, at the
+// address it was configured with.
+type Servers interface {
+	Servers() []netip.AddrPort
 }
 
 // Versioned is a service that knows the version of its binary.
