@@ -105,7 +105,7 @@ func checkCases() []checkCase {
 			field: "services[1].options[nbthreads]", at: "nbthreads",
 			want: []string{`unknown option "nbthreads" for haproxy; allowed: `, "maxconn, mysql_check_user, nbthread, "}},
 		{name: "unknown_analysis", base: "reload.yaml", old: "reference: legacy\n", new: "analyses: [bogus]\nreference: legacy\n",
-			field: "analyses[0]", want: []string{`"bogus" is not one of capture, port_budget`}},
+			field: "analyses[0]", want: []string{`"bogus" is not one of capture, port_budget, timewait_side`}},
 		{name: "unknown_workload", base: "reload.yaml", old: "  kind: http\n", new: "  kind: grpc\n",
 			field: "workload.kind", want: []string{`"grpc" is not one of check, http, mysql`}},
 		{name: "mysql_to_http_proxy", base: "reload.yaml", old: "  kind: http\n", new: "  kind: mysql\n",

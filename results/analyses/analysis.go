@@ -30,8 +30,9 @@ type Analyzer struct {
 
 // Registry holds every analysis a scenario may enable, by name: the one table where they are chosen.
 var Registry = map[string]*Analyzer{
-	Capture.Name:    Capture,
-	PortBudget.Name: PortBudget,
+	Capture.Name:      Capture,
+	PortBudget.Name:   PortBudget,
+	TimeWaitSide.Name: TimeWaitSide,
 }
 
 // Names lists the registered analyses, sorted (for spec.Vocabulary and messages).

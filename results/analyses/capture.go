@@ -25,8 +25,69 @@ type CaptureResult struct {
 	// ClientResets counts the attempts the client saw refused or reset, to set against RSTs toward it.
 	ClientResets int `json:"client_resets"`
 
+	// Pairs tallies how the connections of each (initiator role, responder role) pair closed, by link and
+	// then by "<initiator role>><responder role>" (e.g. "proxy>backend": a proxy's connections, its checks
+	// among them, toward its servers).
+	Pairs map[string]map[string]*PairCloses `json:"pairs"`
+
 	// conns are the proxies' connections toward backends, by the capturing host, for the port budget.
 	conns map[string][]serverConn
+}
+
+// PairCloses is how the complete connections (SYN captured, a FIN or RST seen) of one role pair closed.
+type PairCloses struct {
+	Conns int `json:"conns"`
+	// First FIN or RST on the wire.
+	InitiatorFirst int `json:"initiator_first"`
+	ResponderFirst int `json:"responder_first"`
+	ResetFirst     int `json:"reset_first"`
+	// TIME_WAIT, by the FINs' acknowledgement numbers (capture.Conn.TimeWait): a simultaneous close counts in
+	// both TWInitiator and TWResponder, and in Simultaneous.
+	TWInitiator  int `json:"tw_initiator"`
+	TWResponder  int `json:"tw_responder"`
+	Simultaneous int `json:"simultaneous"`
+	// First and Last are the starts of the first and last of these connections, after the cell's epoch.
+	First time.Duration `json:"first_ns"`
+	Last  time.Duration `json:"last_ns"`
+}
+
+// notePair tallies a complete connection under its role pair.
+func (c *CaptureResult) notePair(link string, epoch time.Time, cn capture.Conn) {
+	if cn.Partial || cn.ClosedFirst == "" {
+		return
+	}
+	byPair := c.Pairs[link]
+	if byPair == nil {
+		byPair = map[string]*PairCloses{}
+		c.Pairs[link] = byPair
+	}
+	key := string(cn.Initiator.Role) + ">" + string(cn.Responder.Role)
+	p := byPair[key]
+	start := cn.Start.Sub(epoch)
+	if p == nil {
+		p = &PairCloses{First: start, Last: start}
+		byPair[key] = p
+	}
+	p.Conns++
+	p.First, p.Last = min(p.First, start), max(p.Last, start)
+	switch {
+	case cn.CloseKind == "rst":
+		p.ResetFirst++
+	case cn.ClosedFirst == "initiator":
+		p.InitiatorFirst++
+	default:
+		p.ResponderFirst++
+	}
+	switch cn.TimeWait {
+	case "initiator":
+		p.TWInitiator++
+	case "responder":
+		p.TWResponder++
+	case "both":
+		p.TWInitiator++
+		p.TWResponder++
+		p.Simultaneous++
+	}
 }
 
 // LinkSummary is what one link's pcap showed.
@@ -61,14 +122,18 @@ func runCapture(in *Input) (Output, error) {
 	if err != nil {
 		return Output{}, err
 	}
-	res := &CaptureResult{Links: map[string]LinkSummary{}, ClientResets: resets, conns: map[string][]serverConn{}}
+	res := &CaptureResult{Links: map[string]LinkSummary{}, ClientResets: resets, conns: map[string][]serverConn{},
+		Pairs: map[string]map[string]*PairCloses{}}
 	roles := Roles(in)
 	var summary string
 	for _, l := range p.Capture {
 		name := l.Host + "-" + l.Iface
 		host := l.Host
 		r, err := capture.AnalyseFile(filepath.Join(in.Dir, name+".pcap"), capture.Options{Roles: roles,
-			Origin: in.Epoch, OnConn: func(cn capture.Conn) { res.noteServerConn(host, in.Epoch, cn) }})
+			Origin: in.Epoch, OnConn: func(cn capture.Conn) {
+				res.noteServerConn(host, in.Epoch, cn)
+				res.notePair(name, in.Epoch, cn)
+			}})
 		if err != nil {
 			return Output{}, fmt.Errorf("capture %s: %w", name, err)
 		}

@@ -1,0 +1,174 @@
+package analyses
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"time"
+
+	"github.com/faultlab/faultlab/capture"
+	"github.com/faultlab/faultlab/results"
+)
+
+// TimeWaitSide says which side of a checker's short connections keeps the TIME_WAIT (pathology 3, seeds/001):
+// a checker (a proxy's active health checks, or the lab's own check workload) opens a connection per check
+// toward its servers; whichever end the TCP state machine leaves in TIME_WAIT holds it for 60 s. Two
+// instruments answer independently: the kernel's own TIME_WAIT count on the checker's and the servers' hosts
+// (states probes), and the FINs in the capture, whose acknowledgement numbers say which end each close left
+// in TIME_WAIT (capture.Conn.TimeWait). The prediction is the measured check rate times the capture's
+// share of closes that leave the TIME_WAIT on a side, times how long a TIME_WAIT lasts (60 s, or the time
+// since the first check when shorter), at the last sample.
+var TimeWaitSide = &Analyzer{
+	Name:     "timewait_side",
+	Doc:      "which side of a checker's connections keeps the TIME_WAIT: kernel counts against the capture",
+	Requires: []*Analyzer{Capture},
+	Run:      runTimeWaitSide,
+}
+
+// TimeWaitSideResult is one checker's side of the story, for one capture link.
+type TimeWaitSideResult struct {
+	Link    string       `json:"link"`    // the capture link ("<host>-<iface>")
+	Pair    string       `json:"pair"`    // role pair, e.g. "proxy>backend"
+	Checker string       `json:"checker"` // the host that opened the connections
+	Server  string       `json:"server"`  // the host of the servers
+	Closes  PairCloses   `json:"closes"`
+	Rate    float64      `json:"checks_per_s"` // complete connections per second over the capture
+	Sampled [2]TWSampled `json:"sampled"`      // kernel's TIME_WAIT count: [checker, server]
+	// Predicted is the TIME_WAIT count each side should hold at the last sample: [checker, server].
+	Predicted [2]float64 `json:"predicted"`
+}
+
+// TWSampled is a host's TIME_WAIT count from its states probe.
+type TWSampled struct {
+	Host    string        `json:"host"`
+	Samples int           `json:"samples"`
+	Last    int           `json:"last"`       // at the last sample
+	LastAt  time.Duration `json:"last_at_ns"` // when that was, after the epoch
+	Peak    int           `json:"peak"`
+}
+
+// TimeWaitSides lists a cell's results, one per link and checker pair.
+type TimeWaitSides []TimeWaitSideResult
+
+// checkerPairs are the role pairs whose initiator is a checker: a proxy toward its servers, the client (the
+// lab's check workload) toward backends.
+var checkerPairs = []string{string(capture.RoleProxy) + ">" + string(capture.RoleBackend),
+	string(capture.RoleClient) + ">" + string(capture.RoleBackend)}
+
+func runTimeWaitSide(in *Input) (Output, error) {
+	capt, _ := in.ResultOf[Capture].(*CaptureResult)
+	if capt == nil {
+		return Output{}, fmt.Errorf("needs a capture on the checker's or the servers' link (probes.capture)")
+	}
+	hostOf := roleHosts(in)
+	var out TimeWaitSides
+	var o Output
+	links := make([]string, 0, len(capt.Pairs))
+	for l := range capt.Pairs {
+		links = append(links, l)
+	}
+	sort.Strings(links)
+	for _, link := range links {
+		for _, pair := range checkerPairs {
+			p, ok := capt.Pairs[link][pair]
+			if !ok || p.Conns == 0 {
+				continue
+			}
+			initRole := pair[:len(pair)-len(">"+string(capture.RoleBackend))]
+			r := TimeWaitSideResult{Link: link, Pair: pair, Checker: hostOf[capture.Role(initRole)],
+				Server: hostOf[capture.RoleBackend], Closes: *p}
+			if span := p.Last - p.First; span > 0 && p.Conns > 1 {
+				r.Rate = float64(p.Conns-1) / span.Seconds()
+			}
+			for i, h := range []string{r.Checker, r.Server} {
+				r.Sampled[i] = sampleTW(filepath.Join(in.Dir, "states-"+h+".jsonl"), h)
+			}
+			if at := r.Sampled[0].LastAt; at > 0 && p.Conns > 0 {
+				held := min(at-p.First, TimeWaitLen)
+				for i, tw := range []int{p.TWInitiator, p.TWResponder} {
+					r.Predicted[i] = r.Rate * float64(tw) / float64(p.Conns) * held.Seconds()
+				}
+			}
+			out = append(out, r)
+			if o.Summary != "" {
+				o.Summary += "; "
+			}
+			o.Summary += r.String()
+			o.Columns = append(o.Columns, r.columns()...)
+		}
+	}
+	if len(out) == 0 {
+		return Output{}, nil
+	}
+	o.Value = out
+	return o, nil
+}
+
+func (r TimeWaitSideResult) share(tw int) float64 {
+	if r.Closes.Conns == 0 {
+		return 0
+	}
+	return float64(tw) / float64(r.Closes.Conns)
+}
+
+func (r TimeWaitSideResult) String() string {
+	c := r.Closes
+	return fmt.Sprintf("%s %s (%s): %d checks at %.0f/s; first FIN from the checker %d, from the server %d, "+
+		"RST %d; TIME_WAIT by the FINs: checker %.1f%%, server %.1f%% (%d simultaneous closes); kernel "+
+		"TIME_WAIT at %.1fs: checker %d (predicted %.0f), server %d (predicted %.0f)", r.Link, r.Pair,
+		r.Checker, c.Conns, r.Rate, c.InitiatorFirst, c.ResponderFirst, c.ResetFirst, 100*r.share(c.TWInitiator),
+		100*r.share(c.TWResponder), c.Simultaneous, r.Sampled[0].LastAt.Seconds(), r.Sampled[0].Last,
+		r.Predicted[0], r.Sampled[1].Last, r.Predicted[1])
+}
+
+func (r TimeWaitSideResult) columns() []results.Column {
+	return []results.Column{{Name: "checker", Value: r.Checker}, {Name: "checks/s", Value: fmt.Sprintf("%.0f", r.Rate)},
+		{Name: "TW on checker (FINs)", Value: fmt.Sprintf("%.1f%%", 100*r.share(r.Closes.TWInitiator))},
+		{Name: "simultaneous", Value: fmt.Sprint(r.Closes.Simultaneous)},
+		{Name: "TW checker: kernel / predicted", Value: fmt.Sprintf("%d / %.0f", r.Sampled[0].Last, r.Predicted[0])},
+		{Name: "TW server: kernel / predicted", Value: fmt.Sprintf("%d / %.0f", r.Sampled[1].Last, r.Predicted[1])}}
+}
+
+// sampleTW reads a host's states series (nothing when there is none).
+func sampleTW(path, host string) TWSampled {
+	s := TWSampled{Host: host}
+	f, err := os.Open(path)
+	if err != nil {
+		return s
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		var smp struct {
+			T      int64          `json:"t_ns"`
+			States map[string]int `json:"states"`
+		}
+		if json.Unmarshal(sc.Bytes(), &smp) != nil {
+			continue
+		}
+		tw := smp.States["time_wait"]
+		s.Samples++
+		s.Last, s.LastAt, s.Peak = tw, time.Duration(smp.T), max(s.Peak, tw)
+	}
+	return s
+}
+
+// roleHosts maps each role to a host that has it (the first in the scenario's order).
+func roleHosts(in *Input) map[capture.Role]string {
+	s := &in.Cell.Scenario
+	out := map[capture.Role]string{capture.RoleClient: s.Workload.From}
+	for _, sv := range s.Services {
+		r := capture.RoleBackend
+		if sv.IsProxy() {
+			r = capture.RoleProxy
+		}
+		if _, ok := out[r]; !ok {
+			out[r] = sv.Host
+		}
+	}
+	return out
+}

@@ -1,0 +1,66 @@
+package analyses
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/faultlab/faultlab/harness/spec"
+)
+
+// TestTimeWaitSide: the checker's pair from the capture, the kernel's counts from both hosts' states series,
+// and the prediction: check rate x share of closes leaving the TIME_WAIT on a side x the time since the
+// first check (under 60 s).
+func TestTimeWaitSide(t *testing.T) {
+	dir := t.TempDir()
+	for host, tw := range map[string]int{"checker": 2950, "backend": 3100} {
+		var b strings.Builder
+		for i := 1; i <= 20; i++ {
+			fmt.Fprintf(&b, `{"host":%q,"t_ns":%d,"states":{"time_wait":%d}}`+"\n", host,
+				int64(i)*int64(time.Second), tw*i/20)
+		}
+		if err := os.WriteFile(filepath.Join(dir, "states-"+host+".jsonl"), []byte(b.String()), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// 400 checks/s from 0 to 20 s: 8,001 connections; 37.5% of closes leave the TIME_WAIT on the checker
+	// (1,000 of them simultaneous closes, also on the server), 75% on the server, as the FINs said.
+	capt := &CaptureResult{Pairs: map[string]map[string]*PairCloses{"checker-eth0": {
+		"proxy>backend":  {Conns: 8001, InitiatorFirst: 2000, ResponderFirst: 6001, TWInitiator: 3000, TWResponder: 6001, Simultaneous: 1000, First: 0, Last: 20 * time.Second},
+		"client>proxy":   {Conns: 40, TWResponder: 40, First: 0, Last: 20 * time.Second},
+		"client>backend": {},
+	}}}
+	in := &Input{Dir: dir, ResultOf: map[*Analyzer]any{Capture: capt}, Cell: spec.Cell{Scenario: spec.Scenario{
+		Workload: spec.Workload{From: "client"},
+		Services: []spec.Service{{Name: "web", Kind: "nginx", Host: "backend"},
+			{Name: "tg", Kind: "tengine", Host: "checker", Proxy: true, Backends: []string{"web"}}}}}}
+	o, err := runTimeWaitSide(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rs, ok := o.Value.(TimeWaitSides)
+	if !ok || len(rs) != 1 {
+		t.Fatalf("value %#v: want one checker pair", o.Value)
+	}
+	r := rs[0]
+	if r.Checker != "checker" || r.Server != "backend" || r.Rate != 400 || r.Sampled[0].Last != 2950 ||
+		r.Sampled[1].Last != 3100 || r.Sampled[0].LastAt != 20*time.Second || r.Sampled[0].Samples != 20 {
+		t.Errorf("result %+v", r)
+	}
+	// 400/s x 3000/8001 x 20 s = 2999.6; 400/s x 6001/8001 x 20 s = 6000.25
+	if d := r.Predicted[0] - 2999.63; d < -0.01 || d > 0.01 {
+		t.Errorf("predicted on the checker %.2f, want 2999.63", r.Predicted[0])
+	}
+	if d := r.Predicted[1] - 6000.25; d < -0.01 || d > 0.01 {
+		t.Errorf("predicted on the server %.2f, want 6000.25", r.Predicted[1])
+	}
+	if !strings.Contains(o.Summary, "1000 simultaneous closes") || len(o.Columns) != 6 {
+		t.Errorf("summary %q, %d columns", o.Summary, len(o.Columns))
+	}
+	if _, err := runTimeWaitSide(&Input{Dir: dir, ResultOf: map[*Analyzer]any{}}); err == nil {
+		t.Error("no capture: no error")
+	}
+}
