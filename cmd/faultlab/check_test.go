@@ -123,6 +123,16 @@ func checkCases() []checkCase {
 			field: "matrix[5].mitigations[0]", want: []string{`"syn-dropp" is not one of syn-drop, tcp_migrate_req`}},
 		{name: "row_unknown_option", base: "exhaustion.yaml", old: "services: {lb: {source:", new: "services: {lb: {sourc:",
 			field: "matrix[5].services[lb][sourc]", want: []string{`unknown option "sourc" for haproxy; allowed: `, " source, sources, "}},
+		{name: "workload_option_value", inline: strings.Replace(inlineHTTP, "kind: http", "kind: check", 1) +
+			"  options: {close: never}\n", machine: true, field: "workload.options", at: "options: {close: never}",
+			want: []string{`check: option close "never": want response (close once the response is in) or eof`}},
+		{name: "workload_option_key", inline: inlineHTTP + "  options: {closing: eof}\n", machine: true,
+			field: "workload.options", at: "options: {closing: eof}",
+			want: []string{"http: unknown option(s) closing (allowed: host)"}},
+		{name: "row_workload_option", inline: strings.Replace(inlineHTTP, "kind: http", "kind: check", 1) +
+			"matrix:\n  - name: a\n  - name: b\n    workload_options: {close: later}\n", machine: true,
+			field: "matrix[1].workload_options", at: "workload_options: {close: later}",
+			want: []string{`check: option close "later"`}},
 		{name: "persistent_http", inline: inlineHTTP + "  persistent: 4\n", field: "workload.persistent", at: "persistent: 4",
 			want: []string{"persistent connections are implemented for the mysql workload only"}},
 

@@ -243,7 +243,7 @@ func newWorkload(w spec.Workload) (loadgen.Workload, error) {
 	if err != nil {
 		return nil, err
 	}
-	return e.New(loadgen.WorkloadConfig{Persistent: w.Persistent})
+	return e.New(loadgen.WorkloadConfig{Persistent: w.Persistent, Options: w.Options})
 }
 
 // closeWorkload ends a workload's held connections (persistent workloads).

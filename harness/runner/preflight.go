@@ -68,6 +68,7 @@ func Preflight(ctx context.Context, s *spec.Scenario, opts Options) (*PreflightR
 	p.rep = &PreflightReport{Backend: p.backend, Cells: len(p.cells)}
 	p.sysctls()
 	p.filters()
+	p.workloads()
 	switch _, known := providers[p.backend]; {
 	case !known:
 		p.add("backend", "%q is not one of %s", p.backend, strings.Join(slices.Sorted(maps.Keys(providers)), ", "))
@@ -293,6 +294,21 @@ func unwrapped(err error) error {
 		return inner
 	}
 	return err
+}
+
+// workloads builds each cell's workload as the cell will, so that a bad option value (the kinds and keys are
+// spec.Check's) is reported before the first cell, at the matrix row that set it or at workload.options.
+func (p *preflight) workloads() {
+	for ci := range p.cells {
+		c := &p.cells[ci]
+		if _, err := newWorkload(c.Scenario.Workload); err != nil {
+			path := "workload.options"
+			if r := p.row(c); r >= 0 && len(p.s.Matrix[r].WorkloadOptions) > 0 {
+				path = fmt.Sprintf("matrix[%d].workload_options", r)
+			}
+			p.add(path, "%v", err)
+		}
+	}
 }
 
 // filters compiles the capture filters (probes are the scenario's, shared by every cell).

@@ -135,6 +135,9 @@ func apply(sc *Scenario, row *CellSpec) {
 	if row.Persistent > 0 {
 		sc.Workload.Persistent = row.Persistent
 	}
+	if len(row.WorkloadOptions) > 0 {
+		sc.Workload.Options = merged(sc.Workload.Options, row.WorkloadOptions)
+	}
 	if row.Impair != nil {
 		sc.Impair = row.Impair // shared read-only, like Probes
 	}
@@ -209,6 +212,7 @@ func clone(s *Scenario) Scenario {
 		c.Services[i].Backends = slices.Clone(s.Services[i].Backends)
 		c.Services[i].Options = maps.Clone(s.Services[i].Options)
 	}
+	c.Workload.Options = maps.Clone(s.Workload.Options)
 	if s.Reload != nil {
 		r := *s.Reload
 		c.Reload = &r
@@ -218,6 +222,7 @@ func clone(s *Scenario) Scenario {
 		c.Matrix[i].Mitigations = slices.Clone(row.Mitigations)
 		c.Matrix[i].Sysctls = cloneNested(row.Sysctls)
 		c.Matrix[i].Services = cloneNested(row.Services)
+		c.Matrix[i].WorkloadOptions = maps.Clone(row.WorkloadOptions)
 	}
 	if s.Long != nil {
 		l := *s.Long

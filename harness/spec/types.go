@@ -97,6 +97,9 @@ type Workload struct {
 	// attempt) instead of opening a connection per attempt: the "persistent connections" mitigation. Only
 	// for workload kinds that support it.
 	Persistent int `yaml:"persistent"`
+	// Options are the workload kind's own settings (e.g. the check workload's close: response|eof); the
+	// workload checks them before any work starts.
+	Options map[string]string `yaml:"options"`
 }
 
 // Reload is the reload storm.
@@ -209,6 +212,8 @@ type CellSpec struct {
 	Impair *Impair `yaml:"impair"`
 	// Persistent overrides the workload's persistent connection count when > 0.
 	Persistent int `yaml:"persistent"`
+	// WorkloadOptions are merged over the workload's options in this cell.
+	WorkloadOptions map[string]string `yaml:"workload_options"`
 }
 
 // Long holds the long-mode (nightly) overrides.

@@ -11,7 +11,9 @@ import (
 // record budget. What depends on the kinds of services and workloads is Check's (check.go).
 
 func (v *validator) workload(w *Workload, hosts []string, services map[string]*Service) {
-	if !v.set("workload", *w != (Workload{})) {
+	empty := w.Kind == "" && w.From == "" && w.Target == "" && w.Rate == 0 && w.Duration == 0 && w.Timeout == 0 &&
+		w.Warmup == 0 && w.Persistent == 0 && len(w.Options) == 0
+	if !v.set("workload", !empty) {
 		v.add("workload", "missing; describe the load (kind, from, target, rate, duration)")
 		return
 	}
@@ -32,6 +34,9 @@ func (v *validator) workload(w *Workload, hosts []string, services map[string]*S
 		v.add("workload.warmup", "%s must be >= 0", w.Warmup)
 	}
 	v.persistent("workload.persistent", w.Persistent)
+	if _, ok := w.Options[""]; ok {
+		v.add("workload.options", "empty option name")
+	}
 }
 
 // maxPersistent bounds the connections a persistent workload keeps open.
@@ -125,6 +130,9 @@ func (v *validator) row(p string, row *CellSpec, storm bool, hosts []string, ser
 		v.rate(p+".rate", row.Rate)
 	}
 	v.persistent(p+".persistent", row.Persistent)
+	if _, ok := row.WorkloadOptions[""]; ok {
+		v.add(p+".workload_options", "empty option name")
+	}
 }
 
 func (v *validator) long(l *Long, hosts []string) {
