@@ -122,6 +122,7 @@ func CompareAll(cells []*CellStats, baseline string) []Comparison {
 type Expectation struct {
 	Cell              string        `yaml:"cell" json:"cell"`
 	Failures          string        `yaml:"failures" json:"failures,omitempty"` // "some" or "none"
+	Resets            string        `yaml:"resets" json:"resets,omitempty"`     // "some" or "none"
 	BetterThan        string        `yaml:"better_than" json:"better_than,omitempty"`
 	FewerResetsThan   string        `yaml:"fewer_resets_than" json:"fewer_resets_than,omitempty"`
 	ConnectP99AtLeast time.Duration `yaml:"connect_p99_at_least" json:"connect_p99_at_least_ns,omitempty"`

@@ -10,6 +10,7 @@ import (
 type specExpectation struct {
 	Cell               string        `yaml:"cell"`
 	Failures           string        `yaml:"failures"`
+	Resets             string        `yaml:"resets"`
 	BetterThan         string        `yaml:"better_than"`
 	FewerResetsThan    string        `yaml:"fewer_resets_than"`
 	ConnectP99AtLeast  time.Duration `yaml:"connect_p99_at_least"`
@@ -73,6 +74,14 @@ func TestCheck(t *testing.T) {
 		{"none_holds", Expectation{Cell: "xmw", Failures: "none"}, []Status{H}, "0/80 bad reloads (rate <",
 			"does not prove"},
 		{"none_fails", Expectation{Cell: "syndrop", Failures: "none"}, []Status{F}, "40 failures", "observed"},
+		// resets: the reload pathology's signature, apart from timeouts (syndrop has 40 failures, no resets)
+		{"resets_none_holds", Expectation{Cell: "syndrop", Resets: "none"}, []Status{H},
+			"0 resets or refusals in 41,200 attempts (40 failures in all)", "timeouts are not counted"},
+		{"resets_none_fails", Expectation{Cell: "legacy", Resets: "none"}, []Status{F}, "3,000 resets or refusals",
+			"observed"},
+		{"resets_some_holds", Expectation{Cell: "legacy", Resets: "some"}, []Status{H}, "3,000 resets", "observed"},
+		{"resets_some_inconclusive", Expectation{Cell: "xmw", Resets: "some"}, []Status{I}, "may be rarer", "observed"},
+		{"resets_bad_value", Expectation{Cell: "xmw", Resets: "few"}, []Status{F}, "unknown value", ""},
 		// no failure seen is not evidence against the pathology: inconclusive, with the bound it leaves
 		{"some_inconclusive", Expectation{Cell: "xmw", Failures: "some"}, []Status{I},
 			"no failure in 41,200 attempts and 80 reloads; the bad-window fraction is below 4.51% at 95%",

@@ -101,6 +101,10 @@ func evaluate(exps []Expectation, cells map[string]*CellStats) (claims, tests []
 			claims = append(claims, &claim{e: e, a: a})
 			claims[len(claims)-1].failures()
 		}
+		if e.Resets != "" {
+			claims = append(claims, &claim{e: e, a: a})
+			claims[len(claims)-1].resets()
+		}
 		if e.BetterThan != "" {
 			c := &claim{e: e, a: a, b: cells[e.BetterThan], other: e.BetterThan, m: badWindows}
 			claims = append(claims, c)
@@ -228,6 +232,39 @@ func (c *claim) failures() {
 		v.Detail = fmt.Sprintf("no failure in %s attempts and %s %s; the bad-window fraction is below %s at "+
 			"95%% (Clopper-Pearson): the pathology may be rarer than this run could show", commas(a.Attempts),
 			commas(a.Windows), windowsUnit(a), fmtPct(ClopperPearson(0, a.Windows, 0.95).Hi))
+		v.set(StatusInconclusive)
+	}
+}
+
+// resets decides a resets: none|some claim: an observed count of attempts refused or reset, like failures.
+func (c *claim) resets() {
+	e, a := c.e, c.a
+	v := &c.v
+	v.FalseAlarm = "an observed count, not a test: no false alarm from sampling (a reset or refusal was " +
+		"recorded or not); timeouts are not counted"
+	switch e.Resets {
+	case "some":
+		v.Claim = e.Cell + " has resets or refusals"
+	case "none":
+		v.Claim = e.Cell + " has no resets or refusals"
+	default:
+		v.Claim = fmt.Sprintf("resets: %q", e.Resets)
+		v.Detail = `unknown value; want "some" or "none"`
+		v.set(StatusFails)
+		return
+	}
+	if c.void(a) {
+		return
+	}
+	v.Detail = fmt.Sprintf("%s resets or refusals in %s attempts (%s failures in all)", commas(a.Resets),
+		commas(a.Attempts), commas(a.Failures))
+	switch {
+	case (e.Resets == "none") == (a.Resets == 0):
+		v.set(StatusHolds)
+	case e.Resets == "none":
+		v.set(StatusFails) // an observed reset is certain
+	default:
+		v.Detail += "; the pathology may be rarer than this run could show"
 		v.set(StatusInconclusive)
 	}
 }

@@ -53,7 +53,10 @@ type tally struct {
 func stability(bin, out, file string, n int) error {
 	var reps []*results.Report
 	for seed := 1; seed <= n; seed++ {
-		dir := filepath.Join(out, fmt.Sprintf("seed%d", seed))
+		// Each scenario has a directory of its own: a run lands in dir/<scenario name>/<time-id>/, and two
+		// scenarios sharing a directory made the tally read the other one's results.json.
+		stem := strings.TrimSuffix(filepath.Base(file), filepath.Ext(file))
+		dir := filepath.Join(out, fmt.Sprintf("seed%d", seed), stem)
 		start := time.Now()
 		cmd := exec.Command(bin, "run", "-q", "--seed", fmt.Sprint(seed), "--out", dir, file)
 		log, err := cmd.CombinedOutput()

@@ -242,15 +242,17 @@ expect:
   - {cell: a, better_than: b, alpha: 0.7}
   - {cell: a, connect_p99_at_least: 0s}
   - {failures: none}
+  - {cell: a, resets: few}
 `, want: []string{
 			`t.yaml:31: expect[0].cell: no cell "c" (cells: a, b)`,
-			`t.yaml:32: expect[1]: want exactly one claim of failures, better_than, fewer_resets_than, connect_p99_at_least; got none`,
-			`t.yaml:33: expect[2]: want exactly one claim of failures, better_than, fewer_resets_than, connect_p99_at_least; got failures, better_than`,
+			`t.yaml:32: expect[1]: want exactly one claim of failures, resets, better_than, fewer_resets_than, connect_p99_at_least; got none`,
+			`t.yaml:33: expect[2]: want exactly one claim of failures, resets, better_than, fewer_resets_than, connect_p99_at_least; got failures, better_than`,
 			`t.yaml:34: expect[3].failures: "maybe" is not one of some, none`,
 			`t.yaml:35: expect[4].better_than: a cell cannot be compared with itself`,
 			`t.yaml:36: expect[5].alpha: 0.7 out of range: want > 0 and <= 0.5`,
 			`t.yaml:37: expect[6].connect_p99_at_least: 0s must be > 0`,
 			`t.yaml:38: expect[7].cell: missing; want one of the cells (a, b)`,
+			`t.yaml:39: expect[8].resets: "few" is not one of some, none`,
 		}},
 		{name: "expect_default_cell", tail: "expect:\n  - {cell: legacy, failures: some}\n",
 			want: []string{`t.yaml:28: expect[0].cell: no cell "legacy" (cells: default)`}},

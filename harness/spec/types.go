@@ -231,6 +231,9 @@ type Expectation struct {
 	Cell string `yaml:"cell"`
 	// Failures is "some" (at least one failed attempt: the pathology is reproduced) or "none".
 	Failures string `yaml:"failures"`
+	// Resets is "none" (no attempt refused or reset: the reload pathology's signature is absent, whatever
+	// timeouts a busy machine causes) or "some".
+	Resets string `yaml:"resets"`
 	// BetterThan names a cell this one must beat significantly (fewer reload windows with failures,
 	// one-sided exact test at Alpha).
 	BetterThan string `yaml:"better_than"`

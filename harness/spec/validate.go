@@ -51,7 +51,7 @@ func (e *Error) Error() string {
 // The scenario language's own names and patterns. The kinds of services and workloads, reload strategies,
 // mitigations and analyses belong to the lab's registries: Check takes them as a Vocabulary.
 var (
-	claims = "failures, better_than, fewer_resets_than, connect_p99_at_least"
+	claims = "failures, resets, better_than, fewer_resets_than, connect_p99_at_least"
 
 	hostName    = regexp.MustCompile(`^[a-z][a-z0-9]{0,9}$`)
 	serviceName = regexp.MustCompile(`^[a-z][a-z0-9_-]{0,31}$`)

@@ -171,6 +171,7 @@ func (v *validator) expect(exps []Expectation, cells []string) {
 			set  bool
 		}{
 			{"failures", e.Failures != ""},
+			{"resets", e.Resets != ""},
 			{"better_than", e.BetterThan != ""},
 			{"fewer_resets_than", e.FewerResetsThan != ""},
 			{"connect_p99_at_least", e.ConnectP99AtLeast != 0},
@@ -184,6 +185,9 @@ func (v *validator) expect(exps []Expectation, cells []string) {
 		}
 		if v.set(p+".failures", e.Failures != "") && e.Failures != "some" && e.Failures != "none" {
 			v.add(p+".failures", "%q is not one of some, none", e.Failures)
+		}
+		if v.set(p+".resets", e.Resets != "") && e.Resets != "some" && e.Resets != "none" {
+			v.add(p+".resets", "%q is not one of some, none", e.Resets)
 		}
 		v.otherCell(p+".better_than", e.BetterThan, e.Cell, cells)
 		v.otherCell(p+".fewer_resets_than", e.FewerResetsThan, e.Cell, cells)
