@@ -4,7 +4,9 @@
 #   faultlab/<role>:<version of the role's main package>   e.g. faultlab/haproxy:2.6.12-1-deb12u4
 #   faultlab/<role>:<suite>                                the lab's stable tag, e.g. faultlab/haproxy:bookworm
 #
-# usage: images/build.sh ROLE...     (roles: haproxy nginx mariadb tools)
+# usage: images/build.sh ROLE...     (roles: haproxy nginx mariadb tools tengine)
+# The tengine role is Debian's runtime libraries plus the binary `make tengine` built on this machine (Tengine
+# is packaged nowhere), so it needs `make tengine` first and a SUITE equal to this machine's own.
 # environment:
 #   SUITE=bookworm   Debian suite to build (trixie works from the same mirror)
 #   OUT=images/out   where rootfs tarballs, the derived sources file and build-times.log go
@@ -28,7 +30,8 @@ role_packages() {
 	nginx) echo "nginx-light,procps nginx-light" ;;
 	mariadb) echo "mariadb-server,procps mariadb-server" ;;
 	tools) echo "iproute2,nftables,iptables,tcpdump,procps,curl iproute2" ;;
-	*) die "unknown role $1 (roles: haproxy nginx mariadb tools)" ;;
+	tengine) echo "libpcre2-8-0,libssl3,zlib1g,procps libssl3" ;;
+	*) die "unknown role $1 (roles: haproxy nginx mariadb tools tengine)" ;;
 	esac
 }
 
@@ -80,6 +83,23 @@ docker_tag() {
 	printf '%s' "${v:0:128}"
 }
 
+# TENGINE_BIN is what `make tengine` built; add_tengine TAR appends it to the rootfs as
+# /usr/local/sbin/tengine and sets TENGINE_VERSION.
+TENGINE_BIN=build/tengine/install/sbin/nginx
+add_tengine() {
+	local host stage
+	[[ -x $TENGINE_BIN ]] || die "no Tengine binary at $TENGINE_BIN: run \`make tengine\` first"
+	host=$(. /etc/os-release && echo "${VERSION_CODENAME:-}")
+	[[ $SUITE == "$host" ]] || die "the tengine image needs SUITE=$host: its binary is built on this $host machine"
+	TENGINE_VERSION=$(sed -n 's/^tengine //p' build/tengine/VERSION)
+	[[ -n $TENGINE_VERSION ]] || die "build/tengine/VERSION names no version: run \`FORCE=1 make tengine\`"
+	stage=$(mktemp -d)
+	mkdir -p "$stage/usr/local/sbin"
+	cp "$TENGINE_BIN" "$stage/usr/local/sbin/tengine"
+	tar --append -f "$1" -C "$stage" ./usr/local/sbin/tengine
+	rm -rf "$stage"
+}
+
 build_role() {
 	local role=$1 pkgs main tar start ver tag image tmp
 	read -r pkgs main < <(role_packages "$role")
@@ -104,6 +124,10 @@ build_role() {
 	fi
 	ver=$(pkg_version "$tar" "$main")
 	[[ -n $ver ]] || die "$main is not installed in $tar"
+	if [[ $role == tengine ]]; then
+		add_tengine "$tar"
+		main=tengine ver=$TENGINE_VERSION
+	fi
 	tag=$(docker_tag "$ver")
 	echo "images: importing $image:$tag ($main $ver)"
 	docker import \
