@@ -52,7 +52,7 @@ func TestTengineConfig(t *testing.T) {
 			"check_keepalive_requests 1;",
 			`check_http_send "HEAD / HTTP/1.0\r\n\r\n";`,
 			"check_http_expect_alive http_2xx http_3xx;",
-			"listen 198.18.1.2:80 backlog=4096;", "proxy_pass http://backend;", "check_status;",
+			"listen 198.18.1.2:80 backlog=4096;", "proxy_pass http://backend;", "check_status;", "check_shm_size 2m;",
 		}, []string{"stream {"}},
 		{"http-keepalive-checks", tengineCfg("http", map[string]string{"check_interval": "500ms",
 			"check_timeout": "2s", "check_rise": "1", "check_fall": "3", "check_keepalive_requests": "100",

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/faultlab/faultlab/capture"
@@ -37,7 +38,8 @@ type TimeWaitSideResult struct {
 	Closes  PairCloses   `json:"closes"`
 	Rate    float64      `json:"checks_per_s"` // complete connections per second over the capture
 	Sampled [2]TWSampled `json:"sampled"`      // kernel's TIME_WAIT count: [checker, server]
-	// Predicted is the TIME_WAIT count each side should hold at the last sample: [checker, server].
+	// Predicted is the TIME_WAIT count each host should hold at the last sample, [checker, server], from every
+	// role pair the link carried (predictTW).
 	Predicted [2]float64 `json:"predicted"`
 }
 
@@ -86,11 +88,8 @@ func runTimeWaitSide(in *Input) (Output, error) {
 			for i, h := range []string{r.Checker, r.Server} {
 				r.Sampled[i] = sampleTW(filepath.Join(in.Dir, "states-"+h+".jsonl"), h)
 			}
-			if at := r.Sampled[0].LastAt; at > 0 && p.Conns > 0 {
-				held := min(at-p.First, TimeWaitLen)
-				for i, tw := range []int{p.TWInitiator, p.TWResponder} {
-					r.Predicted[i] = r.Rate * float64(tw) / float64(p.Conns) * held.Seconds()
-				}
+			if at := r.Sampled[0].LastAt; at > 0 {
+				r.Predicted = predictTW(capt.Pairs[link], hostOf, [2]string{r.Checker, r.Server}, at)
 			}
 			out = append(out, r)
 			if o.Summary != "" {
@@ -105,6 +104,34 @@ func runTimeWaitSide(in *Input) (Output, error) {
 	}
 	o.Value = out
 	return o, nil
+}
+
+// predictTW is the TIME_WAIT count each of hosts should hold at time at: over every role pair on the link
+// (the checker's connections, and others such as the client's through the proxy), the pair's rate x the
+// share of its closes that leave the TIME_WAIT on an end x how long those have been piling up (at most a
+// TIME_WAIT's life), credited to the host of that end.
+func predictTW(pairs map[string]*PairCloses, hostOf map[capture.Role]string, hosts [2]string,
+	at time.Duration) [2]float64 {
+	var out [2]float64
+	for key, p := range pairs {
+		init, resp, ok := strings.Cut(key, ">")
+		if !ok || p.Conns < 2 || p.Last <= p.First {
+			continue
+		}
+		rate := float64(p.Conns-1) / (p.Last - p.First).Seconds()
+		held := min(at-p.First, TimeWaitLen).Seconds()
+		for _, end := range []struct {
+			role string
+			tw   int
+		}{{init, p.TWInitiator}, {resp, p.TWResponder}} {
+			for i, h := range hosts {
+				if hostOf[capture.Role(end.role)] == h {
+					out[i] += rate * float64(end.tw) / float64(p.Conns) * held
+				}
+			}
+		}
+	}
+	return out
 }
 
 func (r TimeWaitSideResult) share(tw int) float64 {

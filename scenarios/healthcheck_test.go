@@ -1,0 +1,66 @@
+package scenarios
+
+import (
+	"math"
+	"strings"
+	"testing"
+
+	"github.com/faultlab/faultlab/results/analyses"
+)
+
+// TestHealthCheck runs real Tengine's active health checks against 400 nginx servers (pathology 3,
+// seeds/001) and checks what the lab can stand behind after one quick run:
+//   - the checks happened (the claim is void otherwise): thousands of check connections in every cell;
+//   - the two instruments agree: on each host whose predicted TIME_WAIT count is large enough to judge
+//     (>= 500), the kernel's count at the last sample is within 15% of the count the capture's FINs predict
+//     (check rate x share of closes leaving the TIME_WAIT there x time). A second of sampling offset at ~300
+//     checks/s is ~3% of the ~9,000 on the server; 15% leaves room for the rate changing within the run;
+//   - with check_keepalive_requests 100, Tengine waits for the server's FIN (its check module's clean-up path
+//     keeps the connection until the read handler sees EOF), so under 1% of its checks leave the TIME_WAIT
+//     on the checker, at every RTT.
+//
+// Which side keeps the TIME_WAIT with check_keepalive_requests 1, and how that moves with the RTT, is what
+// docs/healthcheck.md reports from the runs; it is logged here, not asserted (the seed's expectation that
+// the checker's share rises with the RTT did not hold in the first runs: see the docs).
+func TestHealthCheck(t *testing.T) {
+	rep := runScenario(t, "healthcheck.yaml", backend())
+	if rep == nil {
+		return
+	}
+	for _, c := range rep.Cells {
+		t.Run(c.Name+"/timewait_side", func(t *testing.T) {
+			var sides analyses.TimeWaitSides
+			if err := c.Analysis("timewait_side", 0, &sides); err != nil {
+				t.Fatal(err)
+			}
+			var r *analyses.TimeWaitSideResult
+			for i := range sides {
+				if sides[i].Pair == "proxy>backend" {
+					r = &sides[i]
+				}
+			}
+			if r == nil {
+				t.Fatalf("no checker pair in %+v", sides)
+			}
+			t.Log(r.String())
+			if r.Closes.Conns < 1000 {
+				t.Fatalf("%d check connections: the checks did not run as asked", r.Closes.Conns)
+			}
+			for i, what := range []string{"checker", "server"} {
+				kernel, pred := float64(r.Sampled[i].Last), r.Predicted[i]
+				if pred < 500 {
+					continue
+				}
+				if math.Abs(kernel-pred) > 0.15*pred {
+					t.Errorf("%s host %s: kernel TIME_WAIT %.0f, predicted %.0f from the capture (+-15%%)", what,
+						r.Sampled[i].Host, kernel, pred)
+				}
+			}
+			share := float64(r.Closes.TWInitiator) / float64(r.Closes.Conns)
+			if strings.HasPrefix(c.Name, "ka100") && share >= 0.01 {
+				t.Errorf("check_keepalive_requests 100: %.2f%% of checks left the TIME_WAIT on the checker, want < 1%%",
+					100*share)
+			}
+		})
+	}
+}
