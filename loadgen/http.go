@@ -3,7 +3,6 @@ package loadgen
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"net/netip"
@@ -47,17 +46,11 @@ func (h HTTP10) Attempt(ctx context.Context, d *Dialer, dst netip.AddrPort, rec 
 }
 
 func (h HTTP10) exchange(ctx context.Context, t0 time.Time, d *Dialer, dst netip.AddrPort, rec *results.Record) error {
-	c, err := d.Dial(ctx, dst)
+	c, err := dialAttempt(ctx, t0, d, dst, rec)
 	if err != nil {
-		var ae *AttemptError
-		if errors.As(err, &ae) {
-			rec.LocalPort = ae.LocalPort
-		}
 		return err
 	}
 	defer c.Close()
-	rec.Connect = sinceNS(t0)
-	rec.LocalPort = c.LocalPort()
 	stop := bindContext(ctx, c)
 	defer stop()
 

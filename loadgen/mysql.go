@@ -111,16 +111,10 @@ func (m MySQL) exchange(ctx context.Context, d *Dialer, dst netip.AddrPort, rec 
 // open dials and authenticates; on success the connection is open with ctx's deadline set.
 func (m MySQL) open(ctx context.Context, d *Dialer, dst netip.AddrPort, rec *results.Record) (*mysqlSession, error) {
 	t0 := IntendedTime(ctx)
-	c, err := d.Dial(ctx, dst)
+	c, err := dialAttempt(ctx, t0, d, dst, rec)
 	if err != nil {
-		var ae *AttemptError
-		if errors.As(err, &ae) {
-			rec.LocalPort = ae.LocalPort
-		}
 		return nil, err
 	}
-	rec.Connect = sinceNS(t0)
-	rec.LocalPort = c.LocalPort()
 	s := &mysqlSession{c: c, q: m.query()}
 	s.in = bufio.NewReaderSize(countingReader{s}, 4096)
 	s.bind(t0, rec)

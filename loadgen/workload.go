@@ -42,6 +42,22 @@ func sinceNS(t time.Time) int64 {
 	return max(int64(time.Since(t)), 1)
 }
 
+// dialAttempt connects an attempt to dst and records its connect time and local port (the local port of a
+// failed connect too, when the dialer knows it).
+func dialAttempt(ctx context.Context, t0 time.Time, d *Dialer, dst netip.AddrPort, rec *results.Record) (*Conn, error) {
+	c, err := d.Dial(ctx, dst)
+	if err != nil {
+		var ae *AttemptError
+		if errors.As(err, &ae) {
+			rec.LocalPort = ae.LocalPort
+		}
+		return nil, err
+	}
+	rec.Connect = sinceNS(t0)
+	rec.LocalPort = c.LocalPort()
+	return c, nil
+}
+
 // deadlineConn is the part of a connection a workload needs to bound its I/O by ctx.
 type deadlineConn interface {
 	SetDeadline(time.Time) error

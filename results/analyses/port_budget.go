@@ -1,8 +1,6 @@
 package analyses
 
 import (
-	"bufio"
-	"encoding/json"
 	"fmt"
 	"math"
 	"os"
@@ -295,22 +293,4 @@ func fromProxyLog(in *Input, sv spec.Service, e *PortBudgetResult) {
 }
 
 // timeWaitPeak is the largest TIME_WAIT count in a states series (0 without one).
-func timeWaitPeak(path string) int {
-	f, err := os.Open(path)
-	if err != nil {
-		return 0
-	}
-	defer f.Close()
-	peak := 0
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 1<<20), 1<<20)
-	for sc.Scan() {
-		var s struct {
-			States map[string]int `json:"states"`
-		}
-		if json.Unmarshal(sc.Bytes(), &s) == nil {
-			peak = max(peak, s.States["time_wait"])
-		}
-	}
-	return peak
-}
+func timeWaitPeak(path string) int { return sampleTW(path, "").Peak }

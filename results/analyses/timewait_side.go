@@ -82,9 +82,7 @@ func runTimeWaitSide(in *Input) (Output, error) {
 			initRole := pair[:len(pair)-len(">"+string(capture.RoleBackend))]
 			r := TimeWaitSideResult{Link: link, Pair: pair, Checker: hostOf[capture.Role(initRole)],
 				Server: hostOf[capture.RoleBackend], Closes: *p}
-			if span := p.Last - p.First; span > 0 && p.Conns > 1 {
-				r.Rate = float64(p.Conns-1) / span.Seconds()
-			}
+			r.Rate = p.rate()
 			for i, h := range []string{r.Checker, r.Server} {
 				r.Sampled[i] = sampleTW(filepath.Join(in.Dir, "states-"+h+".jsonl"), h)
 			}
@@ -115,10 +113,10 @@ func predictTW(pairs map[string]*PairCloses, hostOf map[capture.Role]string, hos
 	var out [2]float64
 	for key, p := range pairs {
 		init, resp, ok := strings.Cut(key, ">")
-		if !ok || p.Conns < 2 || p.Last <= p.First {
+		rate := p.rate()
+		if !ok || rate == 0 {
 			continue
 		}
-		rate := float64(p.Conns-1) / (p.Last - p.First).Seconds()
 		held := min(at-p.First, TimeWaitLen).Seconds()
 		for _, end := range []struct {
 			role string
@@ -132,6 +130,14 @@ func predictTW(pairs map[string]*PairCloses, hostOf map[capture.Role]string, hos
 		}
 	}
 	return out
+}
+
+// rate is the pair's connections per second between the first and the last start (0 for fewer than two).
+func (p *PairCloses) rate() float64 {
+	if p.Conns < 2 || p.Last <= p.First {
+		return 0
+	}
+	return float64(p.Conns-1) / (p.Last - p.First).Seconds()
 }
 
 func (r TimeWaitSideResult) share(tw int) float64 {
