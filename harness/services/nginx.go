@@ -23,7 +23,10 @@ import (
 //     (default 1, at most MaxNginxServers): the host's addresses in turn, then the next port up, so a host
 //     with 8 addresses and servers: 2000 listens on 8 x 250 ports. A proxy naming this service as a backend
 //     gets every one of them as a server (the health-check family's many backends, cheaply).
-var NginxOptions = []string{"worker_processes", "body_size", "binary", "servers"}
+//   - files: comma-separated file sizes, each a number of bytes with an optional k or m suffix (KiB, MiB),
+//     e.g. "16k,70k,1m": each is written once when the service is prepared and served at /f/<size> as
+//     given (the zero-window family's downloads)
+var NginxOptions = []string{"worker_processes", "body_size", "binary", "servers", "files"}
 
 // MaxNginxServers bounds the servers option (the incident had 18,000 backends).
 const MaxNginxServers = 20000
@@ -116,6 +119,11 @@ http {
             default_type application/octet-stream;
             alias {{.Dir}}/www/file;
         }
+
+        location /f/ {
+            default_type application/octet-stream;
+            alias {{.Dir}}/www/f/;
+        }
     }
 }
 `)
@@ -135,6 +143,10 @@ func NewNginx(h harness.NetnsHost, dir string, addr netip.AddrPort, opts map[str
 		return nil, fmt.Errorf("nginx: %w", err)
 	}
 	count, err := intOption(opts, "servers", 1, 1, MaxNginxServers)
+	if err != nil {
+		return nil, fmt.Errorf("nginx: %w", err)
+	}
+	files, err := filesOption(opts)
 	if err != nil {
 		return nil, fmt.Errorf("nginx: %w", err)
 	}
@@ -162,6 +174,9 @@ func NewNginx(h harness.NetnsHost, dir string, addr netip.AddrPort, opts map[str
 	}
 	if err := writeBody(filepath.Join(n.dir, "www", "file"), bodySize); err != nil {
 		return nil, err
+	}
+	if err := writeFiles(filepath.Join(n.dir, "www", "f"), files); err != nil {
+		return nil, fmt.Errorf("nginx: %w", err)
 	}
 	n.conf = filepath.Join(n.dir, "nginx.conf")
 	data := nginxData{nginxMain: newNginxMain(n.dir, workers), Addr: addr.String(), Version: n.version}

@@ -1,6 +1,7 @@
 package services
 
 import (
+	"cmp"
 	"context"
 	"net/netip"
 	"os"
@@ -24,7 +25,13 @@ func TestNginxOptions(t *testing.T) {
 		{"workers", map[string]string{"worker_processes": "2", "body_size": "70000"}, ""},
 		{"workers-auto", map[string]string{"worker_processes": "auto"}, ""},
 		{"unknown-key", map[string]string{"worker": "2", "zzz": "1"},
-			"unknown option(s) worker, zzz (allowed: binary, body_size, servers, worker_processes)"},
+			"unknown option(s) worker, zzz (allowed: binary, body_size, files, servers, worker_processes)"},
+		{"files", map[string]string{"files": "16k, 70k,1m,700"}, ""},
+		{"files-bad-unit", map[string]string{"files": "16k,70kb"}, `option files "16k,70kb": size "70kb": want a number`},
+		{"files-zero", map[string]string{"files": "0"}, `size "0"`},
+		{"files-empty-entry", map[string]string{"files": "16k,,1m"}, `size ""`},
+		{"files-too-big", map[string]string{"files": "2048m"}, `size "2048m"`},
+		{"files-twice", map[string]string{"files": "16k,1m,16k"}, "16k is listed twice"},
 		{"bad-body-size", map[string]string{"body_size": "-1"}, "option body_size"},
 		{"no-binary", map[string]string{"binary": "/nonexistent/nginx"}, `nginx binary "/nonexistent/nginx" ` +
 			"does not exist: install it with `make deps` (Debian package nginx-light) and point " +
@@ -49,7 +56,8 @@ func TestNginxOptions(t *testing.T) {
 
 func TestNginxConfig(t *testing.T) {
 	dir := t.TempDir()
-	n, err := NewNginx(nil, dir, netip.MustParseAddrPort("198.18.2.2:80"), map[string]string{"body_size": "70000"})
+	n, err := NewNginx(nil, dir, netip.MustParseAddrPort("198.18.2.2:80"),
+		map[string]string{"body_size": "70000", "files": "16k,1m,700"})
 	if err != nil {
 		testutil.SkipMissing(t, err)
 	}
@@ -62,6 +70,7 @@ func TestNginxConfig(t *testing.T) {
 		"daemon off;", "master_process on;", "user root;", "worker_processes 1;", "worker_rlimit_nofile ",
 		"worker_connections 8192;", "access_log off;", "keepalive_timeout 0;",
 		"listen 198.18.2.2:80 backlog=4096;", `return 200 "ok\n";`, "alias " + dir + "/www/file;",
+		"location /f/ {", "alias " + dir + "/www/f/;",
 		"pid " + dir + "/nginx.pid;", "client_body_temp_path " + dir + "/tmp/client_body;",
 		"proxy_temp_path " + dir, "fastcgi_temp_path " + dir, "uwsgi_temp_path " + dir, "scgi_temp_path " + dir,
 	} {
@@ -72,8 +81,38 @@ func TestNginxConfig(t *testing.T) {
 	if fi, err := os.Stat(filepath.Join(dir, "www", "file")); err != nil || fi.Size() != 70000 {
 		t.Errorf("body file: %v, size %d", err, fi.Size())
 	}
+	for name, size := range map[string]int64{"16k": 16384, "1m": 1 << 20, "700": 700} {
+		if fi, err := os.Stat(filepath.Join(dir, "www", "f", name)); err != nil || fi.Size() != size {
+			t.Errorf("file %s: %v, want %d bytes", name, err, size)
+		}
+	}
 	if !strings.HasPrefix(n.Version(), "1.") {
 		t.Errorf("version %q", n.Version())
+	}
+}
+
+func TestParseSize(t *testing.T) {
+	tests := []struct {
+		in   string
+		want int64 // 0: an error
+	}{
+		{"700", 700}, {"16k", 16384}, {"70K", 71680}, {"1m", 1 << 20}, {"4M", 4 << 20}, {"1024m", 1 << 30},
+		{"", 0}, {"k", 0}, {"0", 0}, {"-1k", 0}, {"+1k", 0}, {"1.5m", 0}, {"1g", 0}, {"70kb", 0}, {"1025m", 0},
+		{"99999999999999999999", 0},
+	}
+	for _, tt := range tests {
+		t.Run(strings.ReplaceAll(cmp.Or(tt.in, "empty"), ".", "_"), func(t *testing.T) {
+			got, err := ParseSize(tt.in)
+			if tt.want == 0 {
+				if err == nil {
+					t.Fatalf("ParseSize(%q) = %d, want an error", tt.in, got)
+				}
+				return
+			}
+			if err != nil || got != tt.want {
+				t.Fatalf("ParseSize(%q) = %d, %v, want %d", tt.in, got, err, tt.want)
+			}
+		})
 	}
 }
 
@@ -82,7 +121,8 @@ func TestNginx(t *testing.T) {
 	h := lab.backend
 	addr := at(h, 80)
 	dir := t.TempDir()
-	n, err := NewNginx(h, dir, addr, map[string]string{"worker_processes": "2", "body_size": "70000"})
+	n, err := NewNginx(h, dir, addr, map[string]string{"worker_processes": "2", "body_size": "70000",
+		"files": "70k"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -99,6 +139,10 @@ func TestNginx(t *testing.T) {
 	code, body, err = httpGet(lab.client, addr, "/file")
 	if err != nil || code != 200 || len(body) != 70000 {
 		t.Fatalf("GET /file: %d, %d bytes, %v", code, len(body), err)
+	}
+	code, body, err = httpGet(lab.client, addr, "/f/70k")
+	if err != nil || code != 200 || len(body) != 70<<10 {
+		t.Fatalf("GET /f/70k: %d, %d bytes, %v", code, len(body), err)
 	}
 	pids := append([]int{n.PID()}, aliveChildren(n.PID())...)
 	if len(pids) != 3 || !slices.Equal(n.PIDs(), pids) {
