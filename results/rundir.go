@@ -23,8 +23,11 @@ const (
 	CellFile    = "cell.json"
 	RecordsFile = "records.jsonl" // one Record per attempt
 	ReloadsFile = "reloads.jsonl" // one ReloadEvent per reload (only when a storm ran)
-	ResultsFile = "results.json"  // the "json" renderer
-	TableFile   = "table.md"      // the "md" renderer
+	// CountersFile holds the kernel's TCP counters that moved over the cell's load, per host:
+	// {"host": {"TcpExt.ListenOverflows": 12, ...}} (nstat's names).
+	CountersFile = "counters.json"
+	ResultsFile  = "results.json" // the "json" renderer
+	TableFile    = "table.md"     // the "md" renderer
 )
 
 // RunMeta describes one run: what was planned and where it ran. The runner writes it at the start and again at

@@ -226,6 +226,7 @@ func (c *cellRun) drive(ctx context.Context) (loadgen.Summary, int, error) {
 	if addrs := c.env.Hosts[w.From].Addrs(); len(addrs) > 1 {
 		d.Sources = addrs // a client host with several addresses uses them in turn
 	}
+	stopCounters := c.startCounters()
 	var werr error
 	sum, loadErr := loadgen.Run(ctx, cfg, wl, d, func(rec *results.Record) {
 		if err := recw.Write(rec); err != nil && werr == nil {
@@ -233,7 +234,7 @@ func (c *cellRun) drive(ctx context.Context) (loadgen.Summary, int, error) {
 		}
 	})
 	reloads, faultErr := stopFaults()
-	err = errors.Join(loadErr, werr, faultErr, closeWorkload(wl), stopProbes(), stopImpair())
+	err = errors.Join(loadErr, werr, faultErr, closeWorkload(wl), stopCounters(), stopProbes(), stopImpair())
 	return sum, reloads, err
 }
 

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -41,6 +42,11 @@ type TimeWaitSideResult struct {
 	// Predicted is the TIME_WAIT count each host should hold at the last sample, [checker, server], from every
 	// role pair the link carried (predictTW).
 	Predicted [2]float64 `json:"predicted"`
+	// MaxTW is each host's net.ipv4.tcp_max_tw_buckets when the scenario sets it (0: the kernel's default),
+	// and Overflow the kernel's count of TIME_WAITs it refused for that limit over the load
+	// (TcpExt.TCPTimeWaitOverflow in counters.json): closes that skipped TIME_WAIT altogether.
+	MaxTW    [2]int   `json:"max_tw_buckets,omitempty"`
+	Overflow [2]int64 `json:"tw_overflow"`
 }
 
 // TWSampled is a host's TIME_WAIT count from its states probe.
@@ -86,6 +92,7 @@ func runTimeWaitSide(in *Input) (Output, error) {
 			for i, h := range []string{r.Checker, r.Server} {
 				r.Sampled[i] = sampleTW(filepath.Join(in.Dir, "states-"+h+".jsonl"), h)
 			}
+			r.MaxTW, r.Overflow = twLimits(in, [2]string{r.Checker, r.Server})
 			if at := r.Sampled[0].LastAt; at > 0 {
 				r.Predicted = predictTW(capt.Pairs[link], hostOf, [2]string{r.Checker, r.Server}, at)
 			}
@@ -132,6 +139,24 @@ func predictTW(pairs map[string]*PairCloses, hostOf map[capture.Role]string, hos
 	return out
 }
 
+// twLimits reads hosts' tcp_max_tw_buckets from the cell's scenario and their TIME_WAIT overflow counts from
+// the cell's counters.json (zeros when the runner recorded none).
+func twLimits(in *Input, hosts [2]string) (limit [2]int, overflow [2]int64) {
+	var counters map[string]map[string]int64
+	if b, err := os.ReadFile(filepath.Join(in.Dir, results.CountersFile)); err == nil {
+		_ = json.Unmarshal(b, &counters)
+	}
+	for i, h := range hosts {
+		overflow[i] = counters[h]["TcpExt.TCPTimeWaitOverflow"]
+		for _, sh := range in.Cell.Scenario.Hosts {
+			if sh.Name == h {
+				limit[i], _ = strconv.Atoi(sh.Sysctls["net.ipv4.tcp_max_tw_buckets"])
+			}
+		}
+	}
+	return limit, overflow
+}
+
 // rate is the pair's connections per second between the first and the last start (0 for fewer than two).
 func (p *PairCloses) rate() float64 {
 	if p.Conns < 2 || p.Last <= p.First {
@@ -154,7 +179,18 @@ func (r TimeWaitSideResult) String() string {
 		"TIME_WAIT at %.1fs: checker %d (predicted %.0f), server %d (predicted %.0f)", r.Link, r.Pair,
 		r.Checker, c.Conns, r.Rate, c.InitiatorFirst, c.ResponderFirst, c.ResetFirst, 100*r.share(c.TWInitiator),
 		100*r.share(c.TWResponder), c.Simultaneous, r.Sampled[0].LastAt.Seconds(), r.Sampled[0].Last,
-		r.Predicted[0], r.Sampled[1].Last, r.Predicted[1])
+		r.Predicted[0], r.Sampled[1].Last, r.Predicted[1]) + r.overflowString()
+}
+
+// overflowString reports TIME_WAITs the kernel refused (tcp_max_tw_buckets), when it refused any.
+func (r TimeWaitSideResult) overflowString() string {
+	var s string
+	for i, what := range []string{"checker", "server"} {
+		if r.Overflow[i] > 0 {
+			s += fmt.Sprintf("; %s refused %d TIME_WAITs over tcp_max_tw_buckets %d", what, r.Overflow[i], r.MaxTW[i])
+		}
+	}
+	return s
 }
 
 func (r TimeWaitSideResult) columns() []results.Column {
@@ -162,7 +198,8 @@ func (r TimeWaitSideResult) columns() []results.Column {
 		{Name: "TW on checker (FINs)", Value: fmt.Sprintf("%.1f%%", 100*r.share(r.Closes.TWInitiator))},
 		{Name: "simultaneous", Value: fmt.Sprint(r.Closes.Simultaneous)},
 		{Name: "TW checker: kernel / predicted", Value: fmt.Sprintf("%d / %.0f", r.Sampled[0].Last, r.Predicted[0])},
-		{Name: "TW server: kernel / predicted", Value: fmt.Sprintf("%d / %.0f", r.Sampled[1].Last, r.Predicted[1])}}
+		{Name: "TW server: kernel / predicted", Value: fmt.Sprintf("%d / %.0f", r.Sampled[1].Last, r.Predicted[1])},
+		{Name: "TW overflow checker/server", Value: fmt.Sprintf("%d / %d", r.Overflow[0], r.Overflow[1])}}
 }
 
 // sampleTW reads a host's states series (nothing when there is none).

@@ -33,8 +33,15 @@ func TestTimeWaitSide(t *testing.T) {
 		"client>proxy":   {Conns: 40, TWResponder: 40, First: 0, Last: 20 * time.Second},
 		"client>backend": {},
 	}}}
+	// the checker's kernel refused 120 TIME_WAITs over its limit of 2950
+	counters := `{"checker": {"TcpExt.TCPTimeWaitOverflow": 120, "Tcp.OutRsts": 3}, "backend": {}}`
+	if err := os.WriteFile(filepath.Join(dir, "counters.json"), []byte(counters), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	in := &Input{Dir: dir, ResultOf: map[*Analyzer]any{Capture: capt}, Cell: spec.Cell{Scenario: spec.Scenario{
 		Workload: spec.Workload{From: "client"},
+		Hosts: []spec.Host{{Name: "checker", Sysctls: map[string]string{"net.ipv4.tcp_max_tw_buckets": "2950"}},
+			{Name: "backend"}},
 		Services: []spec.Service{{Name: "web", Kind: "nginx", Host: "backend"},
 			{Name: "tg", Kind: "tengine", Host: "checker", Proxy: true, Backends: []string{"web"}}}}}}
 	o, err := runTimeWaitSide(in)
@@ -59,7 +66,11 @@ func TestTimeWaitSide(t *testing.T) {
 	if d := r.Predicted[1] - 6000.25; d < -0.01 || d > 0.01 {
 		t.Errorf("predicted on the server %.2f, want 6000.25", r.Predicted[1])
 	}
-	if !strings.Contains(o.Summary, "1000 simultaneous closes") || len(o.Columns) != 6 {
+	if r.MaxTW != [2]int{2950, 0} || r.Overflow != [2]int64{120, 0} {
+		t.Errorf("tcp_max_tw_buckets %v, overflow %v: want [2950 0], [120 0]", r.MaxTW, r.Overflow)
+	}
+	if !strings.Contains(o.Summary, "1000 simultaneous closes") || len(o.Columns) != 7 ||
+		!strings.Contains(o.Summary, "checker refused 120 TIME_WAITs over tcp_max_tw_buckets 2950") {
 		t.Errorf("summary %q, %d columns", o.Summary, len(o.Columns))
 	}
 	if _, err := runTimeWaitSide(&Input{Dir: dir, ResultOf: map[*Analyzer]any{}}); err == nil {
