@@ -45,6 +45,8 @@ func outcomeOf(err error, errno syscall.Errno) results.Outcome {
 	switch {
 	case errors.As(err, &pe):
 		return results.OutcomeProtoError
+	case errors.Is(err, ErrPeerClosed):
+		return results.OutcomeClosed
 	case errno == unix.ECONNREFUSED:
 		return results.OutcomeRefused
 	case errno == unix.ECONNRESET || errno == unix.EPIPE:

@@ -22,7 +22,7 @@ type WorkloadConfig struct {
 type WorkloadEntry struct {
 	Kind     string
 	Doc      string
-	Protocol string // what the target must speak: "http" or "mysql"
+	Protocol string // what the target must speak: "http" or "mysql"; "" for any (TCP only, or optional HTTP)
 	// Persistent says whether WorkloadConfig.Persistent > 0 is supported.
 	Persistent bool
 	New        func(cfg WorkloadConfig) (Workload, error)
@@ -42,6 +42,18 @@ var Workloads = map[string]WorkloadEntry{
 	"check": {Kind: "check", Protocol: "http", New: newCheck,
 		Doc: "an active health check: HEAD / HTTP/1.0 on a new connection, then close once the response is in " +
 			"(option close: response, the default) or after the server's FIN (close: eof)"},
+	"idle": {Kind: "idle", New: newIdle,
+		Doc: "a long-lived TCP client: connect, send nothing, hold the connection (option hold: a duration, " +
+			"default the attempt's timeout); closes at once on the peer's FIN (outcome closed)"},
+	"keepalive": {Kind: "keepalive", Protocol: "http", New: newKeepAlive,
+		Doc: "an HTTP/1.1 keep-alive client: one request, then idle on the connection (options hold, host); " +
+			"closes at once on the peer's FIN (outcome closed)"},
+	"halfclose": {Kind: "halfclose", New: newHalfClose,
+		Doc: "a half-closing client: optional request (option request: none|http), then its FIN, then reads " +
+			"until the peer's FIN (ok) or the hold's end (timeout) (options hold, request, host)"},
+	"nofin": {Kind: "nofin", New: newNoFIN,
+		Doc: "a client that never answers a FIN: optional request (option request: none|http), then holds the " +
+			"socket open until the hold's end even after the peer's FIN (options hold, request, host)"},
 	"mysql": {Kind: "mysql", Protocol: "mysql", Persistent: true, New: newMySQL,
 		Doc: "a new connection per attempt: greeting, login, query, COM_QUIT, close; with persistent: n, " +
 			"one query per attempt over n open connections (options user, password, query)"},

@@ -14,12 +14,15 @@ const (
 	OutcomeTimeout      Outcome = "timeout"          // no answer within the workload's timeout
 	OutcomeAddrNotAvail Outcome = "addr_unavailable" // EADDRNOTAVAIL: no free source port
 	OutcomeProtoError   Outcome = "proto_error"      // the peer answered, but not as the protocol says
-	OutcomeOther        Outcome = "other"
+	// OutcomeClosed: the peer closed (FIN) a connection the client meant to keep open (the holding
+	// workloads: idle, keepalive, nofin); Total is when the FIN came.
+	OutcomeClosed Outcome = "closed"
+	OutcomeOther  Outcome = "other"
 )
 
 // Outcomes lists every outcome in report order.
 var Outcomes = []Outcome{OutcomeOK, OutcomeRefused, OutcomeReset, OutcomeTimeout, OutcomeAddrNotAvail,
-	OutcomeProtoError, OutcomeOther}
+	OutcomeProtoError, OutcomeClosed, OutcomeOther}
 
 // Phase says where in its life an attempt ended (for failures: where it failed).
 type Phase string
