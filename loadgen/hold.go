@@ -65,7 +65,7 @@ func holdOpen(ctx context.Context, c *Conn, t0 time.Time, hold time.Duration, fi
 				holdUntil(ctx, end)
 			}
 			return attemptError(results.PhaseRead, ErrPeerClosed)
-		case errors.Is(err, os.ErrDeadlineExceeded) && !late && ctx.Err() == nil:
+		case errors.Is(err, os.ErrDeadlineExceeded) && !late && !errors.Is(ctx.Err(), context.Canceled):
 			rec.Total = sinceNS(t0)
 			return nil // the hold ended with the connection open
 		}
