@@ -20,6 +20,8 @@ import (
 type HTTP10 struct {
 	// Host is the Host header; empty means the destination's "address:port".
 	Host string
+	// Path is the request's path; empty means "/".
+	Path string
 }
 
 var _ Workload = HTTP10{}
@@ -67,7 +69,11 @@ func (h HTTP10) request(dst netip.AddrPort) []byte {
 	if host == "" {
 		host = dst.String()
 	}
-	return []byte("GET / HTTP/1.0\r\nHost: " + host + "\r\nUser-Agent: faultlab\r\n\r\n")
+	path := h.Path
+	if path == "" {
+		path = "/"
+	}
+	return []byte("GET " + path + " HTTP/1.0\r\nHost: " + host + "\r\nUser-Agent: faultlab\r\n\r\n")
 }
 
 // readResponse reads to EOF, keeping the first headMax bytes, and checks the response.

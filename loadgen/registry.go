@@ -54,6 +54,9 @@ var Workloads = map[string]WorkloadEntry{
 	"nofin": {Kind: "nofin", New: newNoFIN,
 		Doc: "a client that never answers a FIN: optional request (option request: none|http), then holds the " +
 			"socket open until the hold's end even after the peer's FIN (options hold, request, host)"},
+	"download": {Kind: "download", Protocol: "http", New: newDownload,
+		Doc: "a new connection per attempt: GET /f/<size> HTTP/1.0 (nginx's files option), read to EOF, close; " +
+			"option sizes: the mix of files and shares, e.g. \"16k:0.5,1m:0.5\" (option host: the Host header)"},
 	"mysql": {Kind: "mysql", Protocol: "mysql", Persistent: true, New: newMySQL,
 		Doc: "a new connection per attempt: greeting, login, query, COM_QUIT, close; with persistent: n, " +
 			"one query per attempt over n open connections (options user, password, query)"},

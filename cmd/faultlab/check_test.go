@@ -107,7 +107,7 @@ func checkCases() []checkCase {
 		{name: "unknown_analysis", base: "reload.yaml", old: "reference: legacy\n", new: "analyses: [bogus]\nreference: legacy\n",
 			field: "analyses[0]", want: []string{`"bogus" is not one of capture, port_budget, timewait_side`}},
 		{name: "unknown_workload", base: "reload.yaml", old: "  kind: http\n", new: "  kind: grpc\n",
-			field: "workload.kind", want: []string{`"grpc" is not one of check, http, mysql`}},
+			field: "workload.kind", want: []string{`"grpc" is not one of check, download, http, mysql`}},
 		{name: "mysql_to_http_proxy", base: "reload.yaml", old: "  kind: http\n", new: "  kind: mysql\n",
 			field: "workload.target", at: "target: lb",
 			want: []string{"the mysql workload needs a service that speaks mysql (mariadb, or a proxy in tcp mode in front of one)",

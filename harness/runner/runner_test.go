@@ -126,7 +126,7 @@ analyses: [zero_window]
 	}
 	out := t.TempDir()
 	_, err = New(s, Options{OutDir: out})
-	for _, want := range []string{`bad.yaml:4: workload.kind: "grpc" is not one of check, http, mysql`,
+	for _, want := range []string{`bad.yaml:4: workload.kind: "grpc" is not one of check, download, http, mysql`,
 		`bad.yaml:5: analyses[0]: "zero_window" is not one of capture, port_budget, timewait_side`} {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("New: %v, want %q", err, want)
