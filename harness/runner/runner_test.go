@@ -118,7 +118,7 @@ func TestNewChecksBeforeWork(t *testing.T) {
 hosts: [{name: client}, {name: web}]
 services: [{name: web, kind: nginx, host: web}]
 workload: {kind: grpc, from: client, target: web, rate: 10, duration: 1s}
-analyses: [zero_window]
+analyses: [bogus]
 `
 	s, err := spec.Parse("bad.yaml", []byte(src))
 	if err != nil {
@@ -126,8 +126,9 @@ analyses: [zero_window]
 	}
 	out := t.TempDir()
 	_, err = New(s, Options{OutDir: out})
-	for _, want := range []string{`bad.yaml:4: workload.kind: "grpc" is not one of check, download, http, mysql`,
-		`bad.yaml:5: analyses[0]: "zero_window" is not one of capture, port_budget, timewait_side`} {
+	// the registries' lists grow: the start of each is enough
+	for _, want := range []string{`bad.yaml:4: workload.kind: "grpc" is not one of check, `,
+		`bad.yaml:5: analyses[0]: "bogus" is not one of capture, `} {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("New: %v, want %q", err, want)
 		}
