@@ -279,6 +279,9 @@ func (b *cellBuilder) addMeta(c *CellReport, d *repDir) []string {
 	if c.Mitigations == nil {
 		c.Mitigations = m.Mitigations
 	}
+	if c.Services == nil {
+		c.Services = m.Services
+	}
 	c.Storm = c.Storm || m.Storm
 	c.Load = append(c.Load, m.Load)
 	var lines []string

@@ -122,8 +122,14 @@ func mdEscape(s string) string { return strings.ReplaceAll(s, "|", `\|`) }
 
 func mdNotes(b *strings.Builder, r *Report) {
 	var lines []string
+	varying := varyingKinds(r.Cells)
 	for _, c := range r.Cells {
 		var parts []string
+		for _, sv := range c.Services {
+			if varying[sv.Name] {
+				parts = append(parts, strings.TrimSpace(fmt.Sprintf("%s %s %s", sv.Name, sv.Kind, sv.Version)))
+			}
+		}
 		if c.Strategy != "" {
 			parts = append(parts, "strategy "+c.Strategy)
 		}
@@ -144,6 +150,22 @@ func mdNotes(b *strings.Builder, r *Report) {
 	if len(lines) > 0 {
 		b.WriteString("\nCells:\n" + strings.Join(lines, ""))
 	}
+}
+
+// varyingKinds names the services whose kind is not the same in every cell that ran them (a matrix row
+// replaced them): the notes say which kind each cell ran.
+func varyingKinds(cells []CellReport) map[string]bool {
+	kinds := map[string]string{}
+	out := map[string]bool{}
+	for _, c := range cells {
+		for _, sv := range c.Services {
+			if k, ok := kinds[sv.Name]; ok && k != sv.Kind {
+				out[sv.Name] = true
+			}
+			kinds[sv.Name] = sv.Kind
+		}
+	}
+	return out
 }
 
 // mdBehind warns, above the table, of cells whose load generator fell behind.

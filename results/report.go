@@ -39,6 +39,8 @@ type CellReport struct {
 	Reps        int      `json:"reps"`
 	Strategy    string   `json:"strategy,omitempty"`
 	Mitigations []string `json:"mitigations,omitempty"`
+	// Services are the services the cell ran, with their kinds and versions (its first repetition's).
+	Services []ServiceMeta `json:"services,omitempty"`
 	// Storm says a reload storm ran in some repetition: the reload columns apply.
 	Storm bool       `json:"storm"`
 	Stats *CellStats `json:"stats"`

@@ -191,3 +191,27 @@ func TestLoadBehind(t *testing.T) {
 		t.Errorf("cell: %q, want the late repetition's", c.Behind())
 	}
 }
+
+// TestMarkdownReplacedKinds: when a matrix row ran a service as another kind, the cell notes say which kind
+// (and version) each cell ran; services that are the same everywhere are not listed.
+func TestMarkdownReplacedKinds(t *testing.T) {
+	r := sampleReport()
+	for i := range r.Cells {
+		r.Cells[i].Services = []ServiceMeta{{Name: "web", Kind: "nginx", Version: "1.22.1"},
+			{Name: "lb", Kind: "haproxy", Version: "2.6.12"}}
+	}
+	r.Cells[3].Services[1] = ServiceMeta{Name: "lb", Kind: "tengine", Version: "3.1.0"}
+	var buf bytes.Buffer
+	if err := Markdown(&buf, r); err != nil {
+		t.Fatal(err)
+	}
+	md := buf.String()
+	for _, want := range []string{"- **syndrop**: lb tengine 3.1.0;", "- **legacy**: lb haproxy 2.6.12;"} {
+		if !strings.Contains(md, want) {
+			t.Errorf("markdown lacks %q:\n%s", want, md)
+		}
+	}
+	if strings.Contains(md, "web nginx") {
+		t.Errorf("markdown lists a service whose kind never changes:\n%s", md)
+	}
+}

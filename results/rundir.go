@@ -64,12 +64,22 @@ type CellMeta struct {
 	Mitigations []string      `json:"mitigations,omitempty"`
 	Storm       bool          `json:"storm"`       // a reload storm ran: the reload columns apply
 	Duration    time.Duration `json:"duration_ns"` // the measured duration (the end of the last window)
-	Load        LoadReport    `json:"load"`
-	Notes       []string      `json:"notes,omitempty"`
+	// Services are the services the cell ran, in start order, with their kinds and versions (a matrix row
+	// may replace one with another kind).
+	Services []ServiceMeta `json:"services,omitempty"`
+	Load     LoadReport    `json:"load"`
+	Notes    []string      `json:"notes,omitempty"`
 	// Info holds versions and the sysctls as read back; Build merges it into the report's Env.
 	Info     map[string]any   `json:"info,omitempty"`
 	Analyses []AnalysisResult `json:"analyses,omitempty"`
 	Error    string           `json:"error,omitempty"` // the cell failed: why
+}
+
+// ServiceMeta is one service as a cell ran it.
+type ServiceMeta struct {
+	Name    string `json:"name"`
+	Kind    string `json:"kind"`
+	Version string `json:"version,omitempty"`
 }
 
 // AnalysisResult is what one analysis (or built-in probe such as the impairment engine) said about one

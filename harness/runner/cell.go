@@ -122,7 +122,12 @@ func (c *cellRun) up(ctx context.Context) error {
 	if err := os.MkdirAll(c.dir, 0o755); err != nil {
 		return err
 	}
-	env, err := c.r.provider.Build(ctx, harness.PrefixBase+c.r.ID, topology(&c.cell.Scenario), c.dir)
+	// The cell's own provider: its hosts' images follow its services' kinds (a row may replace a service).
+	prov, err := newProvider(c.r.provider.Name(), &c.cell.Scenario)
+	if err != nil {
+		return err
+	}
+	env, err := prov.Build(ctx, harness.PrefixBase+c.r.ID, topology(&c.cell.Scenario), c.dir)
 	c.env = env
 	if err != nil {
 		return fmt.Errorf("build lab: %w", err)

@@ -272,7 +272,7 @@ func (p *preflight) sysctlField(c *spec.Cell, hi int, name string) string {
 		field = fmt.Sprintf("matrix[%d].sysctls[%s][%s]", r, host, name)
 	}
 	if k := slices.Index(row.Mitigations, "tcp_migrate_req"); k >= 0 && name == spec.MigrateReqSysctl &&
-		s.Reload != nil && reloadedHost(s) == host {
+		c.Scenario.Reload != nil && reloadedHost(&c.Scenario) == host { // the cell's: a row may move it
 		field = fmt.Sprintf("matrix[%d].mitigations[%d]", r, k)
 	}
 	return field
@@ -363,19 +363,23 @@ func (p *preflight) binaries() {
 	}
 }
 
-// binaryField is the field that chose a service's program in a cell: the row's or the service's binary
-// option, else its kind (the program comes from PATH).
+// binaryField is the field that chose a service's program in a cell: the row's, its replacement's or the
+// service's binary option, else its kind (the program comes from PATH).
 func (p *preflight) binaryField(c *spec.Cell, i int, b services.Binary) string {
 	sv := c.Scenario.Services[i]
-	if b.Option && sv.Options["binary"] != "" {
-		if r := p.row(c); r >= 0 {
-			if _, ok := p.s.Matrix[r].Services[sv.Name]["binary"]; ok {
-				return fmt.Sprintf("matrix[%d].services[%s][binary]", r, sv.Name)
-			}
-		}
-		return fmt.Sprintf("services[%d].options[binary]", i)
+	if !b.Option || sv.Options["binary"] == "" {
+		return p.kindField(c, i)
 	}
-	return fmt.Sprintf("services[%d].kind", i)
+	if r := p.row(c); r >= 0 {
+		row := p.s.Matrix[r]
+		if _, ok := row.Services[sv.Name]["binary"]; ok {
+			return fmt.Sprintf("matrix[%d].services[%s][binary]", r, sv.Name)
+		}
+		if _, ok := row.Replace[sv.Name].Options["binary"]; ok {
+			return fmt.Sprintf("matrix[%d].replace[%s].options[binary]", r, sv.Name)
+		}
+	}
+	return fmt.Sprintf("services[%d].options[binary]", i)
 }
 
 // images asks the Docker engine for the lab images the hosts and the router run.
@@ -390,17 +394,21 @@ func (p *preflight) images() {
 		}
 		return
 	}
-	prov := docker.New(docker.Options{Images: images(p.s)})
 	field := map[string]string{docker.ToolsImage: "backend"} // the router's
-	var list []string
-	for i, h := range p.s.Hosts {
-		img := prov.ImageOf(h.Name)
-		list = append(list, img)
-		if _, ok := field[img]; !ok || field[img] == "backend" {
-			field[img] = p.imageField(i, h)
+	list := []string{docker.ToolsImage}
+	for ci := range p.cells {
+		c := &p.cells[ci]
+		prov := docker.New(docker.Options{Images: images(&c.Scenario)})
+		for i, h := range c.Scenario.Hosts {
+			img := prov.ImageOf(h.Name)
+			list = append(list, img)
+			if _, ok := field[img]; !ok || field[img] == "backend" {
+				field[img] = p.imageField(c, i, h)
+			}
 		}
 	}
-	list = append(list, docker.ToolsImage)
+	slices.Sort(list)
+	list = slices.Compact(list)
 	err := docker.CheckImages(ctx, list...)
 	for _, e := range causes(err) {
 		var missing *docker.MissingImageError
@@ -413,22 +421,33 @@ func (p *preflight) images() {
 		}
 	}
 	if err == nil {
-		slices.Sort(list)
-		p.checked("images %s", strings.Join(slices.Compact(list), ", "))
+		p.checked("images %s", strings.Join(list, ", "))
 	}
 }
 
-// imageField is the field that chose host i's image: its own image, else the kind of a service on it.
-func (p *preflight) imageField(i int, h spec.Host) string {
+// imageField is the field that chose host i's image in cell c: its own image, else the kind of a service on
+// it (the row's replacement's, if it replaces that service).
+func (p *preflight) imageField(c *spec.Cell, i int, h spec.Host) string {
 	if h.Image != "" {
 		return fmt.Sprintf("hosts[%d].image", i)
 	}
-	for j, sv := range p.s.Services {
+	for j, sv := range c.Scenario.Services {
 		if e, err := services.Lookup(sv.Kind); err == nil && e.Image != "" && sv.Host == h.Name {
-			return fmt.Sprintf("services[%d].kind", j)
+			return p.kindField(c, j)
 		}
 	}
 	return fmt.Sprintf("hosts[%d]", i)
+}
+
+// kindField is the field that set service j's kind in cell c: the row's replacement, else the service's.
+func (p *preflight) kindField(c *spec.Cell, j int) string {
+	name := c.Scenario.Services[j].Name
+	if r := p.row(c); r >= 0 {
+		if _, ok := p.s.Matrix[r].Replace[name]; ok {
+			return fmt.Sprintf("matrix[%d].replace[%s].kind", r, name)
+		}
+	}
+	return fmt.Sprintf("services[%d].kind", j)
 }
 
 // disk compares what the records will take with the output directory's free space.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -147,5 +148,30 @@ func TestPreflightUnknownBackend(t *testing.T) {
 	_, err := Preflight(context.Background(), s, Options{Backend: "lxc", OutDir: t.TempDir()})
 	if err == nil || !strings.Contains(err.Error(), `backend: "lxc" is not one of docker, netns`) {
 		t.Errorf("Preflight = %v, want the backends listed", err)
+	}
+}
+
+// TestPreflightReplacedBinary: a matrix row that replaces a service is preflighted as its cell runs it: the
+// replacement's program is looked for, and a bad one is blamed on the replacement's field.
+func TestPreflightReplacedBinary(t *testing.T) {
+	s := loadChecked(t, "reload.yaml")
+	s.Hosts[1].Sysctls = nil // no scratch namespace: this test needs no root
+	s.Matrix = []spec.CellSpec{{Name: "haproxy"}, {Name: "tengine", Replace: map[string]spec.ServiceReplace{
+		"lb": {Kind: "tengine", Options: map[string]string{"binary": "/nonexistent/tengine"}}}}}
+	s.Expect, s.Reference = nil, ""
+	if err := spec.Check(s, Vocabulary()); err != nil {
+		t.Fatal(err)
+	}
+	_, err := Preflight(context.Background(), s, Options{OutDir: t.TempDir()})
+	var se *spec.Error
+	if !errors.As(err, &se) {
+		t.Fatalf("Preflight = %v, want a problem with the replacement's binary", err)
+	}
+	var fields []string
+	for _, p := range se.Problems {
+		fields = append(fields, p.Field)
+	}
+	if want := "matrix[1].replace[lb].options[binary]"; !slices.Contains(fields, want) {
+		t.Errorf("problems %v, want one at %s", se.Problems, want)
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"github.com/faultlab/faultlab/harness"
 	"github.com/faultlab/faultlab/harness/services"
 	"github.com/faultlab/faultlab/harness/spec"
+	"github.com/faultlab/faultlab/results"
 )
 
 // startServices starts backends before the proxies that point at them, and records their versions. Each
@@ -50,9 +51,14 @@ func (c *cellRun) startService(ctx context.Context, sv spec.Service) error {
 		return fmt.Errorf("start: %w", err)
 	}
 	c.svcs[sv.Name], c.addr[sv.Name] = svc, cfg.Addr
+	meta := results.ServiceMeta{Name: sv.Name, Kind: sv.Kind}
 	if v, ok := svc.(services.Versioned); ok {
-		c.setInfo(sv.Kind+"_version", v.Version())
+		meta.Version = v.Version()
+		c.setInfo(sv.Kind+"_version", meta.Version)
 	}
+	c.mu.Lock()
+	c.meta.Services = append(c.meta.Services, meta)
+	c.mu.Unlock()
 	return nil
 }
 

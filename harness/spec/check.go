@@ -349,30 +349,41 @@ func (c *checker) reload() {
 	}
 }
 
+// matrix checks the rows' strategies, mitigations and option keys, against the kinds of their own cells
+// (a row may replace a service: rowKind).
 func (c *checker) matrix() {
-	_, k, ok := c.reloaded()
-	strategies := ok && k.Proxy && len(k.Strategies) > 0
 	mitigations := slices.Sorted(slices.Values(c.voc.Mitigations))
 	for i := range c.s.Matrix {
 		row, p := &c.s.Matrix[i], fmt.Sprintf("matrix[%d]", i)
-		if strategies && row.Reload != "" && row.Reload != "none" && !slices.Contains(k.Strategies, row.Reload) {
-			c.add(p+".reload", "%q is not one of none, %s", row.Reload, strings.Join(k.Strategies, ", "))
-		}
+		c.rowStrategy(p, row)
 		for j, m := range row.Mitigations {
 			if m != "" && !slices.Contains(mitigations, m) {
 				c.add(fmt.Sprintf("%s.mitigations[%d]", p, j), "%q is not one of %s", m, oneOf(mitigations))
 			}
 		}
 		for _, name := range sortedKeys(row.Services) {
-			target := c.byName[name]
-			if target == nil {
-				continue
-			}
-			if tk, ok := c.kind(target); ok {
-				c.options(p+".services["+name+"]", target.Kind, tk, row.Services[name])
+			if kind, k, ok := c.rowKind(row, name); ok {
+				c.options(p+".services["+name+"]", kind, k, row.Services[name])
 			}
 		}
 	}
+	c.replacements()
+}
+
+// rowStrategy checks a row's reload strategy against the strategies of its cell's reloaded service.
+func (c *checker) rowStrategy(p string, row *CellSpec) {
+	if c.s.Reload == nil || row.Reload == "" || row.Reload == "none" {
+		return
+	}
+	kind, k, ok := c.rowKind(row, c.s.Reload.Service)
+	if !ok || !k.Proxy || len(k.Strategies) == 0 || slices.Contains(k.Strategies, row.Reload) {
+		return
+	}
+	whose := ""
+	if _, replaced := row.Replace[c.s.Reload.Service]; replaced {
+		whose = " (the strategies of " + kind + ", which this row puts in place of " + c.s.Reload.Service + ")"
+	}
+	c.add(p+".reload", "%q is not one of none, %s%s", row.Reload, strings.Join(k.Strategies, ", "), whose)
 }
 
 func (c *checker) analyses() {

@@ -1,6 +1,7 @@
 package spec
 
 import (
+	"cmp"
 	"encoding/binary"
 	"hash/fnv"
 	"maps"
@@ -19,11 +20,11 @@ const MigrateReqSysctl = "net.ipv4.tcp_migrate_req"
 // rows run in an order drawn from the seed and the round (RoundOrder).
 //
 // In long mode the Long overrides apply first (duration, rate, repetitions), then the row's own: its
-// sysctls merged over its hosts', its service options merged over the services', its rate, its reload
-// strategy set on the reloaded service ("none" sets Reload to nil), and last its mitigations
-// (tcp_migrate_req sets net.ipv4.tcp_migrate_req=1 on the reloaded proxy's host). Every cell holds its own
-// deep copy (Reference and Analyses included), and a seed hashed (FNV-1a) from the scenario seed, the cell
-// name and the repetition.
+// replacements (ServiceReplace), its sysctls merged over its hosts', its service options merged over the
+// services', its rate, its reload strategy set on the reloaded service ("none" sets Reload to nil), and last
+// its mitigations (tcp_migrate_req sets net.ipv4.tcp_migrate_req=1 on the reloaded proxy's host). Every cell
+// holds its own deep copy (Reference and Analyses included), and a seed hashed (FNV-1a) from the scenario
+// seed, the cell name and the repetition.
 func Expand(s *Scenario, long bool) []Cell {
 	base, rows := expandBase(s, long)
 	if base.Rounds > 1 {
@@ -119,6 +120,11 @@ func RoundOrder(seed int64, round, n int) []int {
 
 // apply applies one matrix row to sc, a private copy.
 func apply(sc *Scenario, row *CellSpec) {
+	for _, name := range sortedKeys(row.Replace) {
+		if sv := serviceNamed(sc, name); sv != nil {
+			*sv = row.Replace[name].apply(*sv)
+		}
+	}
 	for _, name := range sortedKeys(row.Sysctls) {
 		if h := hostNamed(sc, name); h != nil {
 			h.Sysctls = merged(h.Sysctls, row.Sysctls[name])
@@ -156,6 +162,24 @@ func apply(sc *Scenario, row *CellSpec) {
 	if row.Reload == "none" {
 		sc.Reload = nil
 	}
+}
+
+// apply returns sv as r replaces it (the rules are ServiceReplace's).
+func (r ServiceReplace) apply(sv Service) Service {
+	out := Service{Name: sv.Name, Kind: r.Kind, Host: cmp.Or(r.Host, sv.Host), Port: cmp.Or(r.Port, sv.Port),
+		Proxy: r.Proxy, Options: maps.Clone(r.Options), Reload: r.Reload}
+	if r.Proxy {
+		out.Mode = cmp.Or(r.Mode, sv.Mode)
+		out.Backends = slices.Clone(sv.Backends)
+		if r.Backends != nil {
+			out.Backends = slices.Clone(r.Backends)
+		}
+	}
+	if r.Kind == sv.Kind {
+		out.Options = merged(maps.Clone(sv.Options), r.Options)
+		out.Reload = cmp.Or(r.Reload, sv.Reload)
+	}
+	return out
 }
 
 func merged(dst, src map[string]string) map[string]string {
@@ -223,6 +247,7 @@ func clone(s *Scenario) Scenario {
 		c.Matrix[i].Sysctls = cloneNested(row.Sysctls)
 		c.Matrix[i].Services = cloneNested(row.Services)
 		c.Matrix[i].WorkloadOptions = maps.Clone(row.WorkloadOptions)
+		c.Matrix[i].Replace = cloneReplace(row.Replace)
 	}
 	if s.Long != nil {
 		l := *s.Long
@@ -232,6 +257,19 @@ func clone(s *Scenario) Scenario {
 	c.Expect = slices.Clone(s.Expect)
 	c.Analyses = slices.Clone(s.Analyses)
 	return c
+}
+
+func cloneReplace(m map[string]ServiceReplace) map[string]ServiceReplace {
+	if m == nil {
+		return nil
+	}
+	out := make(map[string]ServiceReplace, len(m))
+	for k, r := range m {
+		r.Backends = slices.Clone(r.Backends)
+		r.Options = maps.Clone(r.Options)
+		out[k] = r
+	}
+	return out
 }
 
 func cloneNested(m map[string]map[string]string) map[string]map[string]string {

@@ -214,6 +214,29 @@ type CellSpec struct {
 	Persistent int `yaml:"persistent"`
 	// WorkloadOptions are merged over the workload's options in this cell.
 	WorkloadOptions map[string]string `yaml:"workload_options"`
+	// Replace swaps services for another kind in this cell, by service name (see ServiceReplace). The
+	// row's services options and reload strategy then apply to the replacement.
+	Replace map[string]ServiceReplace `yaml:"replace"`
+}
+
+// ServiceReplace is what a matrix row puts in place of a service in its cell. Kind is required. Host and
+// Port are the original's unless given; Mode and Backends too when the new kind is a proxy (a service of
+// another kind has none). Options and Reload are the original's only when the kind stays the same (merged
+// under the given ones); for a new kind they are kind-specific, so only the given ones apply and the kind's
+// default strategy unless Reload is given. Everything that names the service (the workload's target, the
+// reload storm, probes, other proxies' backends) names the replacement in that cell. Check checks it
+// against the new kind and fills in Proxy and the defaults.
+type ServiceReplace struct {
+	Kind     string            `yaml:"kind"`
+	Host     string            `yaml:"host"`
+	Port     int               `yaml:"port"`
+	Mode     string            `yaml:"mode"`
+	Backends []string          `yaml:"backends"`
+	Reload   string            `yaml:"reload"`
+	Options  map[string]string `yaml:"options"`
+
+	// Proxy is set by Check from the vocabulary: the new kind is a proxy.
+	Proxy bool `yaml:"-"`
 }
 
 // Long holds the long-mode (nightly) overrides.

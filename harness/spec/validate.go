@@ -298,17 +298,7 @@ func (v *validator) service(p string, sv *Service, hosts []string, byName map[st
 			v.add(p+".options", "empty option name")
 		}
 	}
-	for i, b := range sv.Backends {
-		bp := fmt.Sprintf("%s.backends[%d]", p, i)
-		switch _, ok := byName[b]; {
-		case !ok:
-			v.add(bp, "no service %q (services: %s)", b, listed(sortedKeys(byName)))
-		case b == sv.Name:
-			v.add(bp, "a proxy cannot be its own backend")
-		case slices.Index(sv.Backends, b) < i:
-			v.add(bp, "duplicate backend %q", b)
-		}
-	}
+	v.backendRefs(p, sv.Name, sv.Backends, byName)
 }
 
 func (v *validator) hostRef(path, name string, hosts []string) {

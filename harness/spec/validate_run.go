@@ -91,6 +91,7 @@ func (v *validator) matrix(s *Scenario, hosts []string, services map[string]*Ser
 		}
 		names = append(names, row.Name)
 		v.row(p, row, s.Reload != nil, hosts, services)
+		v.replace(p, row, s, hosts, services)
 	}
 	return names
 }
