@@ -49,6 +49,32 @@ type PairCloses struct {
 	// First and Last are the starts of the first and last of these connections, after the cell's epoch.
 	First time.Duration `json:"first_ns"`
 	Last  time.Duration `json:"last_ns"`
+	// TWBySecond counts the TIME_WAITs left on the initiator [0] and on the responder [1] by when they began:
+	// per second after the epoch (earlier ones in second 0), at the connection's last captured packet (the
+	// second FIN, or the ACK of it).
+	TWBySecond [2][]int `json:"tw_by_second"`
+}
+
+// noteTW counts a TIME_WAIT left on end (0 initiator, 1 responder) beginning at at.
+func (p *PairCloses) noteTW(end int, at time.Duration) {
+	i := max(int(at/time.Second), 0)
+	for len(p.TWBySecond[end]) <= i {
+		p.TWBySecond[end] = append(p.TWBySecond[end], 0)
+	}
+	p.TWBySecond[end][i]++
+}
+
+// TWBetween is how many TIME_WAITs on end began in (from, to], the second at either edge counted in
+// proportion to its overlap.
+func (p *PairCloses) TWBetween(end int, from, to time.Duration) float64 {
+	var n float64
+	for i, c := range p.TWBySecond[end] {
+		lo, hi := time.Duration(i)*time.Second, time.Duration(i+1)*time.Second
+		if over := min(hi, to) - max(lo, from); over > 0 {
+			n += float64(c) * float64(over) / float64(time.Second)
+		}
+	}
+	return n
 }
 
 // notePair tallies a complete connection under its role pair.
@@ -78,15 +104,20 @@ func (c *CaptureResult) notePair(link string, epoch time.Time, cn capture.Conn) 
 	default:
 		p.ResponderFirst++
 	}
+	end := cn.End.Sub(epoch)
 	switch cn.TimeWait {
 	case "initiator":
 		p.TWInitiator++
+		p.noteTW(0, end)
 	case "responder":
 		p.TWResponder++
+		p.noteTW(1, end)
 	case "both":
 		p.TWInitiator++
 		p.TWResponder++
 		p.Simultaneous++
+		p.noteTW(0, end)
+		p.noteTW(1, end)
 	}
 }
 

@@ -42,6 +42,10 @@ type TimeWaitSideResult struct {
 	// Predicted is the TIME_WAIT count each host should hold at the last sample, [checker, server], from every
 	// role pair the link carried (predictTW).
 	Predicted [2]float64 `json:"predicted"`
+	// Counted is the TIME_WAIT count each host should hold at the last sample by the capture's own clock: the
+	// closes that left one there within a TIME_WAIT's life before the sample (countTW). It differs from
+	// Predicted where the share of closes leaving the TIME_WAIT on a side drifts during the run.
+	Counted [2]float64 `json:"counted"`
 	// MaxTW is each host's net.ipv4.tcp_max_tw_buckets when the scenario sets it (0: the kernel's default),
 	// and Overflow the kernel's count of TIME_WAITs it refused for that limit over the load
 	// (TcpExt.TCPTimeWaitOverflow in counters.json): closes that skipped TIME_WAIT altogether.
@@ -95,6 +99,7 @@ func runTimeWaitSide(in *Input) (Output, error) {
 			r.MaxTW, r.Overflow = twLimits(in, [2]string{r.Checker, r.Server})
 			if at := r.Sampled[0].LastAt; at > 0 {
 				r.Predicted = predictTW(capt.Pairs[link], hostOf, [2]string{r.Checker, r.Server}, at)
+				r.Counted = countTW(capt.Pairs[link], hostOf, [2]string{r.Checker, r.Server}, at)
 			}
 			out = append(out, r)
 			if o.Summary != "" {
@@ -139,6 +144,28 @@ func predictTW(pairs map[string]*PairCloses, hostOf map[capture.Role]string, hos
 	return out
 }
 
+// countTW is the TIME_WAIT count each of hosts should hold at time at by the capture: over every role pair on
+// the link, the closes that left a TIME_WAIT on an end during the TIME_WAIT's life before at, credited to the
+// host of that end.
+func countTW(pairs map[string]*PairCloses, hostOf map[capture.Role]string, hosts [2]string,
+	at time.Duration) [2]float64 {
+	var out [2]float64
+	for key, p := range pairs {
+		init, resp, ok := strings.Cut(key, ">")
+		if !ok {
+			continue
+		}
+		for end, role := range []string{init, resp} {
+			for i, h := range hosts {
+				if hostOf[capture.Role(role)] == h {
+					out[i] += p.TWBetween(end, at-TimeWaitLen, at)
+				}
+			}
+		}
+	}
+	return out
+}
+
 // twLimits reads hosts' tcp_max_tw_buckets from the cell's scenario and their TIME_WAIT overflow counts from
 // the cell's counters.json (zeros when the runner recorded none).
 func twLimits(in *Input, hosts [2]string) (limit [2]int, overflow [2]int64) {
@@ -176,10 +203,11 @@ func (r TimeWaitSideResult) String() string {
 	c := r.Closes
 	return fmt.Sprintf("%s %s (%s): %d checks at %.0f/s; first FIN from the checker %d, from the server %d, "+
 		"RST %d; TIME_WAIT by the FINs: checker %.1f%%, server %.1f%% (%d simultaneous closes); kernel "+
-		"TIME_WAIT at %.1fs: checker %d (predicted %.0f), server %d (predicted %.0f)", r.Link, r.Pair,
+		"TIME_WAIT at %.1fs: checker %d (predicted %.0f, counted %.0f), server %d (predicted %.0f, counted %.0f)",
+		r.Link, r.Pair,
 		r.Checker, c.Conns, r.Rate, c.InitiatorFirst, c.ResponderFirst, c.ResetFirst, 100*r.share(c.TWInitiator),
 		100*r.share(c.TWResponder), c.Simultaneous, r.Sampled[0].LastAt.Seconds(), r.Sampled[0].Last,
-		r.Predicted[0], r.Sampled[1].Last, r.Predicted[1]) + r.overflowString()
+		r.Predicted[0], r.Counted[0], r.Sampled[1].Last, r.Predicted[1], r.Counted[1]) + r.overflowString()
 }
 
 // overflowString reports TIME_WAITs the kernel refused (tcp_max_tw_buckets), when it refused any.
@@ -197,8 +225,10 @@ func (r TimeWaitSideResult) columns() []results.Column {
 	return []results.Column{{Name: "checker", Value: r.Checker}, {Name: "checks/s", Value: fmt.Sprintf("%.0f", r.Rate)},
 		{Name: "TW on checker (FINs)", Value: fmt.Sprintf("%.1f%%", 100*r.share(r.Closes.TWInitiator))},
 		{Name: "simultaneous", Value: fmt.Sprint(r.Closes.Simultaneous)},
-		{Name: "TW checker: kernel / predicted", Value: fmt.Sprintf("%d / %.0f", r.Sampled[0].Last, r.Predicted[0])},
-		{Name: "TW server: kernel / predicted", Value: fmt.Sprintf("%d / %.0f", r.Sampled[1].Last, r.Predicted[1])},
+		{Name: "TW checker: kernel / predicted / counted", Value: fmt.Sprintf("%d / %.0f / %.0f", r.Sampled[0].Last,
+			r.Predicted[0], r.Counted[0])},
+		{Name: "TW server: kernel / predicted / counted", Value: fmt.Sprintf("%d / %.0f / %.0f", r.Sampled[1].Last,
+			r.Predicted[1], r.Counted[1])},
 		{Name: "TW overflow checker/server", Value: fmt.Sprintf("%d / %d", r.Overflow[0], r.Overflow[1])}}
 }
 

@@ -33,6 +33,20 @@ func TestTimeWaitSide(t *testing.T) {
 		"client>proxy":   {Conns: 40, TWResponder: 40, First: 0, Last: 20 * time.Second},
 		"client>backend": {},
 	}}}
+	// by the capture's clock: 150 TIME_WAITs a second on the checker, 300 on the server, 2 a second on the proxy
+	// from the client's connections; second 0 takes the ones from before the epoch too
+	for i := range 20 {
+		p := capt.Pairs["checker-eth0"]
+		p["proxy>backend"].noteTW(0, time.Duration(i)*time.Second+time.Millisecond)
+		for range 149 {
+			p["proxy>backend"].noteTW(0, time.Duration(i)*time.Second+time.Millisecond)
+		}
+		for range 300 {
+			p["proxy>backend"].noteTW(1, time.Duration(i)*time.Second)
+		}
+		p["client>proxy"].noteTW(1, time.Duration(i)*time.Second)
+		p["client>proxy"].noteTW(1, -time.Second)
+	}
 	// the checker's kernel refused 120 TIME_WAITs over its limit of 2950
 	counters := `{"checker": {"TcpExt.TCPTimeWaitOverflow": 120, "Tcp.OutRsts": 3}, "backend": {}}`
 	if err := os.WriteFile(filepath.Join(dir, "counters.json"), []byte(counters), 0o644); err != nil {
@@ -66,6 +80,10 @@ func TestTimeWaitSide(t *testing.T) {
 	if d := r.Predicted[1] - 6000.25; d < -0.01 || d > 0.01 {
 		t.Errorf("predicted on the server %.2f, want 6000.25", r.Predicted[1])
 	}
+	// 20 x 150 + 20 x 2 on the checker, 20 x 300 on the server
+	if r.Counted != [2]float64{3040, 6000} {
+		t.Errorf("counted %v, want [3040 6000]", r.Counted)
+	}
 	if r.MaxTW != [2]int{2950, 0} || r.Overflow != [2]int64{120, 0} {
 		t.Errorf("tcp_max_tw_buckets %v, overflow %v: want [2950 0], [120 0]", r.MaxTW, r.Overflow)
 	}
@@ -75,5 +93,30 @@ func TestTimeWaitSide(t *testing.T) {
 	}
 	if _, err := runTimeWaitSide(&Input{Dir: dir, ResultOf: map[*Analyzer]any{}}); err == nil {
 		t.Error("no capture: no error")
+	}
+}
+
+// TestTWBetween: a window's edge seconds count in proportion to their overlap.
+func TestTWBetween(t *testing.T) {
+	var p PairCloses
+	for i := range 5 {
+		for range 10 {
+			p.noteTW(0, time.Duration(i)*time.Second+500*time.Millisecond)
+		}
+	}
+	p.noteTW(0, -3*time.Second) // before the epoch: second 0
+	for _, c := range []struct {
+		from, to time.Duration
+		want     float64
+	}{
+		{-time.Minute, time.Minute, 51},
+		{time.Second, 3 * time.Second, 20},
+		{1500 * time.Millisecond, 3 * time.Second, 15},
+		{0, 500 * time.Millisecond, 5.5},
+		{10 * time.Second, time.Minute, 0},
+	} {
+		if got := p.TWBetween(0, c.from, c.to); got != c.want {
+			t.Errorf("(%s, %s]: %g, want %g", c.from, c.to, got, c.want)
+		}
 	}
 }
