@@ -13,6 +13,7 @@ import (
 	"testing"
 
 	"github.com/faultlab/faultlab/harness"
+	"github.com/faultlab/faultlab/harness/netns"
 )
 
 // TestMain checks that the whole suite leaves the root namespace as it found it (sysctls, nftables ruleset,
@@ -29,6 +30,7 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	code := m.Run()
+	live := liveNamespaces()
 	after, err := harness.SnapshotRoot()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "snapshot root namespace:", err)
@@ -40,7 +42,9 @@ func TestMain(m *testing.M) {
 	}
 	var left []string
 	for ns := range labNamespaces() {
-		if !nsBefore[ns] { // another run's namespaces (a `faultlab up` beside the tests) are not ours
+		// another process's runs are not ours: those present before (a `faultlab up` beside the tests) and
+		// those whose lab process still holds their lock (a `faultlab run` started meanwhile)
+		if !nsBefore[ns] && !live[ns] {
 			left = append(left, ns)
 		}
 	}
@@ -49,6 +53,23 @@ func TestMain(m *testing.M) {
 		code = 1
 	}
 	os.Exit(code)
+}
+
+// liveNamespaces are the namespaces of runs a living lab process holds (by their run lock).
+func liveNamespaces() map[string]bool {
+	runs, err := netns.List()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "list lab namespaces:", err)
+	}
+	m := map[string]bool{}
+	for _, r := range runs {
+		for _, n := range r.Namespaces {
+			if r.Live {
+				m["/var/run/netns/"+n] = true
+			}
+		}
+	}
+	return m
 }
 
 func labNamespaces() map[string]bool {

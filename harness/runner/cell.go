@@ -239,7 +239,8 @@ func (c *cellRun) drive(ctx context.Context) (loadgen.Summary, int, error) {
 		}
 	})
 	reloads, faultErr := stopFaults()
-	err = errors.Join(loadErr, werr, faultErr, closeWorkload(wl), stopCounters(), stopProbes(), stopImpair())
+	checkErr := c.reportChecks(ctx)
+	err = errors.Join(loadErr, werr, checkErr, faultErr, closeWorkload(wl), stopCounters(), stopProbes(), stopImpair())
 	return sum, reloads, err
 }
 

@@ -74,6 +74,7 @@ type HAProxy struct {
 	version string
 
 	cfgPath, pidPath, adminSock, masterSock, logPath string
+	checks                                           bool // health checks on every server
 
 	opMu sync.Mutex // serialises Start, Reload and Stop
 
@@ -170,7 +171,7 @@ func NewHAProxy(h harness.NetnsHost, dir string, cfg HAProxyConfig) (*HAProxy, e
 	if err != nil {
 		return nil, err
 	}
-	x := &HAProxy{h: h, cfg: cfg, bin: bin}
+	x := &HAProxy{h: h, cfg: cfg, bin: bin, checks: data.Check}
 	if x.dir, err = prepareDir(dir); err != nil {
 		return nil, err
 	}

@@ -61,6 +61,7 @@ type Tengine struct {
 	version string
 	conf    string
 	proc    *harness.Process
+	checks  bool // the upstream check module checks the servers
 }
 
 var (
@@ -163,6 +164,7 @@ func NewTengine(h harness.NetnsHost, dir string, cfg TengineConfig) (*Tengine, e
 	if err := prepareNginxDirs(t.dir); err != nil {
 		return nil, fmt.Errorf("tengine %s: %w", cfg.Name, err)
 	}
+	t.checks = data.Check
 	t.conf = filepath.Join(t.dir, "tengine.conf")
 	if err := writeTemplate(t.conf, tengineTemplate, data); err != nil {
 		return nil, fmt.Errorf("tengine %s: %w", cfg.Name, err)
