@@ -16,10 +16,12 @@ import (
 	"github.com/faultlab/faultlab/results"
 )
 
-// PIDAge is one process and how long it has been running.
+// PIDAge is one process, how long it has been running and its resident memory.
 type PIDAge struct {
 	PID int           `json:"pid"`
 	Age time.Duration `json:"age_ns"`
+	// RSS is the resident set in bytes (/proc/PID/statm), 0 when it could not be read.
+	RSS int64 `json:"rss_bytes,omitempty"`
 }
 
 // ProcSample is one line of a procs-<service>.jsonl series: results.ProcSample (T, Procs alive, OldestAge)
@@ -103,7 +105,7 @@ func SampleProcs(service string, pids []int, origin time.Time) (ProcSample, erro
 		if err != nil {
 			return out, err
 		}
-		out.PIDs = append(out.PIDs, PIDAge{PID: pid, Age: max(uptime-start, 0)})
+		out.PIDs = append(out.PIDs, PIDAge{PID: pid, Age: max(uptime-start, 0), RSS: procRSS(pid)})
 	}
 	slices.SortFunc(out.PIDs, func(a, b PIDAge) int { return cmp.Compare(b.Age, a.Age) })
 	out.Procs = len(out.PIDs)
@@ -136,4 +138,22 @@ func procStart(pid int) (time.Duration, error) {
 		return 0, fmt.Errorf("parse /proc/%d/stat starttime: %w", pid, err)
 	}
 	return time.Duration(ticks) * time.Second / clockTicks, nil
+}
+
+// procRSS is pid's resident set in bytes (field 2 of /proc/PID/statm, in pages); 0 when unreadable (the
+// process has just exited).
+func procRSS(pid int) int64 {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/statm")
+	if err != nil {
+		return 0
+	}
+	f := bytes.Fields(b)
+	if len(f) < 2 {
+		return 0
+	}
+	pages, err := strconv.ParseInt(string(f[1]), 10, 64)
+	if err != nil {
+		return 0
+	}
+	return pages * int64(os.Getpagesize())
 }

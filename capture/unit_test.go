@@ -1,6 +1,7 @@
 package capture
 
 import (
+	"os"
 	"os/exec"
 	"strings"
 	"testing"
@@ -79,5 +80,9 @@ func TestSampleProcs(t *testing.T) {
 	if s.Procs != 1 || s.PIDs[0].PID != cmd.Process.Pid || s.OldestAge <= 0 || s.OldestAge > 10*time.Second ||
 		s.T < int64(time.Minute) || s.Service != "sleeper" {
 		t.Errorf("sample %+v", s)
+	}
+	// sleep's resident set: at least a page, far below a gigabyte
+	if rss := s.PIDs[0].RSS; rss < int64(os.Getpagesize()) || rss > 1<<30 {
+		t.Errorf("rss %d bytes", rss)
 	}
 }

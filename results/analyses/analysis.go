@@ -31,6 +31,7 @@ type Analyzer struct {
 // Registry holds every analysis a scenario may enable, by name: the one table where they are chosen.
 var Registry = map[string]*Analyzer{
 	Capture.Name:      Capture,
+	OldProcs.Name:     OldProcs,
 	PortBudget.Name:   PortBudget,
 	TimeWaitSide.Name: TimeWaitSide,
 }
