@@ -25,8 +25,12 @@ import (
 //   - check_default_down: whether a server starts down until its first checks pass (default false; the
 //     module's own default is true, under which every request fails with 502 from start until the first
 //     check interval has passed, which would swamp what a scenario measures)
+//   - reuseport: true or false (default false): `listen ... reuseport`, one SO_REUSEPORT listening socket
+//     per worker, each with its own accept queue, instead of one socket all workers share. The master opens
+//     them and, on a reload, hands each to the new worker of the same number (it matches the old cycle's
+//     sockets by address), so it only matters with worker_processes above 1 (docs/reload.md measures it)
 var TengineOptions = []string{"binary", "worker_processes", "check", "check_interval", "check_timeout",
-	"check_rise", "check_fall", "check_keepalive_requests", "check_http_send", "check_default_down"}
+	"check_rise", "check_fall", "check_keepalive_requests", "check_http_send", "check_default_down", "reuseport"}
 
 // tengineGet says how to get tengine: it is packaged nowhere the lab can reach, so it is built from its release
 // tarball (scripts/tengine.sh).
@@ -76,6 +80,7 @@ type tengineData struct {
 	Bind, Mode string
 	Servers    []string
 	Check      bool
+	Reuseport  bool // listen ... reuseport
 	// Check module settings, in the module's units (milliseconds).
 	CheckIntervalMS, CheckTimeoutMS int64
 	CheckRise, CheckFall            int
@@ -110,7 +115,7 @@ http {
     }
 
     server {
-        listen {{.Bind}} backlog=4096;
+        listen {{.Bind}} backlog=4096{{if .Reuseport}} reuseport{{end}};
 
         location / {
             proxy_pass http://backend;
@@ -132,7 +137,7 @@ stream {
     }
 
     server {
-        listen {{.Bind}} backlog=4096;
+        listen {{.Bind}} backlog=4096{{if .Reuseport}} reuseport{{end}};
         proxy_pass backend;
     }
 }
@@ -209,6 +214,8 @@ func tengineConfigData(cfg TengineConfig, dir string) (tengineData, error) {
 	workers, err := workersOption(opts)
 	errs = append(errs, err)
 	d.nginxMain = newNginxMain(dir, workers)
+	d.Reuseport, err = boolOption(opts, "reuseport", false)
+	errs = append(errs, err)
 	d.Check, err = boolOption(opts, "check", cfg.Mode == "http")
 	errs = append(errs, err)
 	if d.Check && cfg.Mode == "tcp" {
