@@ -194,11 +194,11 @@ func TestAnalyseDamagedFile(t *testing.T) {
 }
 
 func TestDurHist(t *testing.T) {
-	var h durHist
+	var h DurationHist
 	for i := 1; i <= 1000; i++ {
-		h.add(time.Duration(i) * time.Millisecond)
+		h.Add(time.Duration(i) * time.Millisecond)
 	}
-	st := h.stats()
+	st := h.Stats()
 	near := func(got, want time.Duration) bool { return got > want*98/100 && got < want*102/100 }
 	if st.Count != 1000 || st.Min != time.Millisecond || st.Max != time.Second || !near(st.P50, 500*time.Millisecond) ||
 		!near(st.P99, 990*time.Millisecond) || !near(st.Mean, 500500*time.Microsecond) {

@@ -46,8 +46,8 @@ type DurationStats struct {
 
 type summaryAgg struct {
 	s          ConnSummary
-	handshake  durHist
-	zeroWindow durHist
+	handshake  DurationHist
+	zeroWindow DurationHist
 }
 
 func newSummaryAgg() summaryAgg {
@@ -63,7 +63,7 @@ func (g *summaryAgg) add(c *Conn) {
 		s.Partial++
 	case c.Established:
 		s.Established++
-		g.handshake.add(c.Handshake)
+		g.handshake.Add(c.Handshake)
 	case c.Refused:
 		s.Refused++
 	case c.Responder.Packets == 0:
@@ -74,7 +74,7 @@ func (g *summaryAgg) add(c *Conn) {
 	}
 	if c.ZeroWindow {
 		s.WithZeroWindow++
-		g.zeroWindow.add(c.Initiator.ZeroWindowTime + c.Responder.ZeroWindowTime)
+		g.zeroWindow.Add(c.Initiator.ZeroWindowTime + c.Responder.ZeroWindowTime)
 		for _, e := range []*ConnEnd{&c.Initiator, &c.Responder} {
 			if e.ZeroWindowAdverts > 0 {
 				s.ZeroWindowBy[e.Role]++
@@ -102,13 +102,14 @@ func (g *summaryAgg) add(c *Conn) {
 
 func (g *summaryAgg) summary() ConnSummary {
 	s := g.s
-	s.Handshake = g.handshake.stats()
-	s.ZeroWindowTime = g.zeroWindow.stats()
+	s.Handshake = g.handshake.Stats()
+	s.ZeroWindowTime = g.zeroWindow.Stats()
 	return s
 }
 
-// durHist is a histogram of durations in buckets growing by 2%, from 1 ns to beyond an hour.
-type durHist struct {
+// DurationHist summarises a stream of durations in fixed memory: a histogram in buckets growing by 2%, from
+// 1 ns to beyond an hour (the zero value is ready to use; Stats gives the summary).
+type DurationHist struct {
 	n        uint64
 	sum      float64
 	min, max time.Duration
@@ -122,7 +123,8 @@ const (
 
 var lnHistRatio = math.Log(histRatio)
 
-func (h *durHist) add(d time.Duration) {
+// Add adds one duration.
+func (h *DurationHist) Add(d time.Duration) {
 	if h.buckets == nil {
 		h.buckets = make([]uint64, histBuckets)
 	}
@@ -144,7 +146,8 @@ func bucketOf(d time.Duration) int {
 	return min(1+int(math.Log(float64(d))/lnHistRatio), histBuckets-1)
 }
 
-func (h *durHist) stats() DurationStats {
+// Stats summarises the durations added so far.
+func (h *DurationHist) Stats() DurationStats {
 	if h.n == 0 {
 		return DurationStats{}
 	}
@@ -153,7 +156,7 @@ func (h *durHist) stats() DurationStats {
 }
 
 // quantile returns the geometric middle of the bucket holding the q-quantile, clamped to [min, max].
-func (h *durHist) quantile(q float64) time.Duration {
+func (h *DurationHist) quantile(q float64) time.Duration {
 	rank := uint64(math.Ceil(q * float64(h.n)))
 	var seen uint64
 	for i, c := range h.buckets {

@@ -34,6 +34,7 @@ var Registry = map[string]*Analyzer{
 	OldProcs.Name:     OldProcs,
 	PortBudget.Name:   PortBudget,
 	TimeWaitSide.Name: TimeWaitSide,
+	ZeroWindow.Name:   ZeroWindow,
 }
 
 // Names lists the registered analyses, sorted (for spec.Vocabulary and messages).

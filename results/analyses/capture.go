@@ -131,11 +131,20 @@ type LinkSummary struct {
 	Conns     capture.ConnSummary     `json:"conns"`
 }
 
-// serverConn is what the port budget needs of one connection a proxy opened toward a backend.
+// serverConn is what the port budget and the zero-window analysis need of one connection a proxy opened
+// toward a backend.
 type serverConn struct {
 	start time.Duration // after the cell's epoch
 	// held: the proxy's FIN came first (the port stays in TIME_WAIT) or nobody closed (the port is in use).
 	held bool
+	// dur runs from the SYN to the connection's last packet.
+	dur time.Duration
+	// zeroWindows counts the proxy's zero-window advertisements toward the backend (Wireshark's
+	// tcp.analysis.zero_window), zeroWindowTime the time they lasted.
+	zeroWindows    int
+	zeroWindowTime time.Duration
+	// respBytes is the backend's payload (the response, headers included).
+	respBytes uint64
 }
 
 func runCapture(in *Input) (Output, error) {
@@ -189,7 +198,9 @@ func (c *CaptureResult) noteServerConn(host string, epoch time.Time, cn capture.
 		return
 	}
 	held := cn.ClosedFirst == "" || (cn.ClosedFirst == "initiator" && cn.CloseKind == "fin")
-	c.conns[host] = append(c.conns[host], serverConn{start: cn.Start.Sub(epoch), held: held})
+	c.conns[host] = append(c.conns[host], serverConn{start: cn.Start.Sub(epoch), held: held,
+		dur: cn.End.Sub(cn.Start), zeroWindows: cn.Initiator.ZeroWindowAdverts,
+		zeroWindowTime: cn.Initiator.ZeroWindowTime, respBytes: cn.Responder.PayloadBytes})
 }
 
 // Roles maps every lab address to the role of its host: the workload's host is the client, hosts running a
