@@ -43,6 +43,8 @@ type ZeroWindowResult struct {
 	// BySize splits the connections by file size (download workload only), smallest first; a size with no
 	// connection is listed with zero counts.
 	BySize []ZeroWindowSize `json:"by_size,omitempty"`
+	// RSS is the proxy's memory over the cell (nil without a procs probe on the workload's target).
+	RSS *ProxyRSS `json:"proxy_rss,omitempty"`
 }
 
 // ZeroWindowCounts are the zero-window figures of a set of backend connections.
@@ -104,9 +106,13 @@ func runZeroWindow(in *Input) (Output, error) {
 	if err != nil {
 		return Output{}, err
 	}
+	rss, err := proxyRSS(in)
+	if err != nil {
+		return Output{}, err
+	}
 	var out ZeroWindows
 	for _, host := range slices.Sorted(maps.Keys(capt.conns)) {
-		r := ZeroWindowResult{Host: host, BySize: sizes.empty()}
+		r := ZeroWindowResult{Host: host, BySize: sizes.empty(), RSS: rss}
 		for _, sc := range capt.conns[host] {
 			r.add(sc)
 			if i := sizes.nearest(float64(sc.respBytes)); i >= 0 {
@@ -196,6 +202,9 @@ func (zs ZeroWindows) summary() string {
 	for _, r := range zs {
 		s := fmt.Sprintf("%s: proxy zero window on %d of %d backend connections (%.1f%%, %s [%.1f, %.1f]%%)",
 			r.Host, r.WithZeroWindow, r.Conns, 100*r.Fraction, r.CIMethod, 100*r.CI.Lo, 100*r.CI.Hi)
+		if r.RSS != nil {
+			s += fmt.Sprintf("; proxy RSS peak %.1f MB", float64(r.RSS.Peak)/1e6)
+		}
 		for _, b := range r.BySize {
 			s += fmt.Sprintf("; %s: %d/%d, download p50 %s", b.Size, b.WithZeroWindow, b.Conns, b.Download.P50)
 		}
@@ -213,6 +222,10 @@ func (zs ZeroWindows) columns() []results.Column {
 		}
 		cols = append(cols, results.Column{Name: "zero window (95% Wilson)",
 			Value: fmt.Sprintf("%d/%d [%.0f, %.0f]%%", r.WithZeroWindow, r.Conns, 100*r.CI.Lo, 100*r.CI.Hi)})
+		if r.RSS != nil {
+			cols = append(cols, results.Column{Name: "proxy RSS peak",
+				Value: fmt.Sprintf("%.1f MB", float64(r.RSS.Peak)/1e6)})
+		}
 	}
 	return cols
 }

@@ -110,3 +110,19 @@ func TestZeroWindowBySize(t *testing.T) {
 		t.Errorf("all: %d connections, fraction %.3f, %s %+v", r.Conns, r.Fraction, r.CIMethod, r.CI)
 	}
 }
+
+// TestZeroWindowRSS: the proxy's resident set per sample is the sum over its processes; the peak and mean
+// over the samples are reported.
+func TestZeroWindowRSS(t *testing.T) {
+	in := zeroWindowInput(t)
+	series := `{"t_ns":1,"procs":1,"pids":[{"pid":10,"age_ns":5,"rss_bytes":1000000}]}
+{"t_ns":2,"procs":2,"pids":[{"pid":10,"age_ns":6,"rss_bytes":3000000},{"pid":11,"age_ns":1,"rss_bytes":2000000}]}
+`
+	if err := os.WriteFile(filepath.Join(in.Dir, "procs-lb.jsonl"), []byte(series), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r := runZeroWindowOn(t, in)
+	if r.RSS == nil || *r.RSS != (ProxyRSS{Service: "lb", Samples: 2, Peak: 5000000, Mean: 3000000}) {
+		t.Errorf("RSS %+v, want lb: 2 samples, peak 5 MB, mean 3 MB", r.RSS)
+	}
+}
