@@ -30,13 +30,31 @@ type namespace struct {
 	lockFD int
 }
 
+// sharedNetnsDir makes NetnsDir a shared mount point, binding it onto itself first when it is not one, as
+// `ip netns add` does. Otherwise the first `ip netns add` run while a lab lives (a user's, or a tool's)
+// stacks that bind mount over the directory: the lab's namespace mounts end up hidden beneath it, and their
+// files can no longer be removed (EBUSY) when the run ends.
+func sharedNetnsDir() error {
+	if err := os.MkdirAll(NetnsDir, 0o755); err != nil {
+		return err
+	}
+	err := unix.Mount("", NetnsDir, "none", unix.MS_SHARED|unix.MS_REC, "")
+	if !errors.Is(err, unix.EINVAL) { // EINVAL: not a mount point yet
+		return err
+	}
+	if err := unix.Mount(NetnsDir, NetnsDir, "none", unix.MS_BIND|unix.MS_REC, ""); err != nil {
+		return fmt.Errorf("bind %s onto itself: %w", NetnsDir, err)
+	}
+	return unix.Mount("", NetnsDir, "none", unix.MS_SHARED|unix.MS_REC, "")
+}
+
 // createNamespace creates the named namespace the way `ip netns add` does: an empty file in NetnsDir, a
 // thread that unshares its network namespace and bind-mounts /proc/thread-self/ns/net onto the file, then
 // goes back to the lab's namespace. Its teardown is registered on c as soon as the file exists. With a
 // parent (a namespace's path), the thread unshares from inside it, so the new namespace takes the parent's
 // net.ipv4.tcp_child_ehash_entries (read from the creating thread's namespace).
 func createNamespace(c *harness.Cleanup, name, parent string) (*namespace, error) {
-	if err := os.MkdirAll(NetnsDir, 0o755); err != nil {
+	if err := sharedNetnsDir(); err != nil {
 		return nil, fmt.Errorf("create netns %s: %w", name, err)
 	}
 	ns := &namespace{name: name, path: filepath.Join(NetnsDir, name), lockFD: -1}

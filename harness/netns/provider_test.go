@@ -421,3 +421,34 @@ func BenchmarkTopology3(b *testing.B) {
 	b.ReportMetric(ms(setup), "setup-ms/op")
 	b.ReportMetric(ms(teardown), "teardown-ms/op")
 }
+
+// TestIPNetnsAddDuringRun: a namespace added with `ip netns add` while a lab lives (iproute2 then binds the
+// namespace directory onto itself unless it already is a mount point) must not stop the lab's teardown
+// from removing its own namespaces.
+func TestIPNetnsAddDuringRun(t *testing.T) {
+	testutil.RequireRoot(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	prefix := newPrefix(t)
+	env, err := netns.New().Build(ctx, prefix, harness.Topology{Hosts: []harness.HostSpec{{Name: "a"}}}, t.TempDir())
+	if err != nil {
+		_ = env.Close()
+		t.Fatalf("build: %v", err)
+	}
+	other := "faultlab-probe-" + strings.TrimPrefix(prefix, harness.PrefixBase)
+	if out, err := exec.Command("ip", "netns", "add", other).CombinedOutput(); err != nil {
+		_ = env.Close()
+		t.Fatalf("ip netns add: %v: %s", err, out)
+	}
+	defer func() {
+		if out, err := exec.Command("ip", "netns", "delete", other).CombinedOutput(); err != nil {
+			t.Errorf("ip netns delete: %v: %s", err, out)
+		}
+	}()
+	if err := env.Close(); err != nil {
+		t.Fatalf("close after `ip netns add`: %v", err)
+	}
+	if left := withPrefix(ipNetnsList(t), prefix); len(left) > 0 {
+		t.Errorf("left behind: %v", left)
+	}
+}
