@@ -17,7 +17,11 @@ type ConnEnd struct {
 	// a zero advertisement to this end's next non-zero window (or its last packet).
 	ZeroWindowAdverts int           `json:"zero_window_adverts"`
 	ZeroWindowTime    time.Duration `json:"zero_window_ns"`
-	WindowFull        int           `json:"window_full"`
+	// ZeroWindowAfter is how many bytes of the peer's data this end had acknowledged when it first advertised
+	// a zero window: what its receive buffer and its application took before it closed the window (0 when
+	// it never did, or when the peer's SYN was not captured).
+	ZeroWindowAfter uint64 `json:"zero_window_after_bytes,omitempty"`
+	WindowFull      int    `json:"window_full"`
 }
 
 // Conn is one TCP connection as the capture saw it.
@@ -202,6 +206,9 @@ func (c *conn) windows(i int, s *segment, ts time.Time) events {
 	case s.win == 0 && s.flags&(flagSYN|flagFIN) == 0:
 		ev |= evZeroWindow
 		me.end.ZeroWindowAdverts++
+		if me.end.ZeroWindowAdverts == 1 && peer.sawSYN && s.flags&flagACK != 0 {
+			me.end.ZeroWindowAfter = uint64(s.ack - peer.isn - 1)
+		}
 		if !me.inZW {
 			me.inZW, me.zwSince = true, ts
 		}

@@ -143,6 +143,8 @@ type serverConn struct {
 	// tcp.analysis.zero_window), zeroWindowTime the time they lasted.
 	zeroWindows    int
 	zeroWindowTime time.Duration
+	// zeroWindowAfter is how much of the response the proxy had acknowledged at its first zero window.
+	zeroWindowAfter uint64
 	// respBytes is the backend's payload (the response, headers included).
 	respBytes uint64
 }
@@ -200,7 +202,8 @@ func (c *CaptureResult) noteServerConn(host string, epoch time.Time, cn capture.
 	held := cn.ClosedFirst == "" || (cn.ClosedFirst == "initiator" && cn.CloseKind == "fin")
 	c.conns[host] = append(c.conns[host], serverConn{start: cn.Start.Sub(epoch), held: held,
 		dur: cn.End.Sub(cn.Start), zeroWindows: cn.Initiator.ZeroWindowAdverts,
-		zeroWindowTime: cn.Initiator.ZeroWindowTime, respBytes: cn.Responder.PayloadBytes})
+		zeroWindowTime: cn.Initiator.ZeroWindowTime, zeroWindowAfter: cn.Initiator.ZeroWindowAfter,
+		respBytes: cn.Responder.PayloadBytes})
 }
 
 // Roles maps every lab address to the role of its host: the workload's host is the client, hosts running a

@@ -59,7 +59,28 @@ type ZeroWindowCounts struct {
 	// ZeroWindowTime is over the connections with a zero window; Duration over all (SYN to last packet).
 	ZeroWindowTime capture.DurationStats `json:"zero_window_time"`
 	Duration       capture.DurationStats `json:"duration"`
-	zwt, dur       capture.DurationHist
+	// TakenBefore is, over the connections with a zero window, how many bytes of the response the proxy had
+	// acknowledged when it first advertised one: what its receive buffer and its own buffer held, plus what
+	// it had passed on toward the client by then.
+	TakenBefore ByteStats `json:"taken_before_zero_window"`
+	zwt, dur    capture.DurationHist
+}
+
+// ByteStats summarises byte counts.
+type ByteStats struct {
+	Count int     `json:"count"`
+	Min   uint64  `json:"min"`
+	Mean  float64 `json:"mean"`
+	Max   uint64  `json:"max"`
+}
+
+func (b *ByteStats) add(n uint64) {
+	if b.Count == 0 || n < b.Min {
+		b.Min = n
+	}
+	b.Max = max(b.Max, n)
+	b.Mean += (float64(n) - b.Mean) / float64(b.Count+1)
+	b.Count++
 }
 
 // ZeroWindowSize is one file size: the backend connections that carried it and the clients' downloads of it.
@@ -85,6 +106,7 @@ func (c *ZeroWindowCounts) add(sc serverConn) {
 	if sc.zeroWindows > 0 {
 		c.WithZeroWindow++
 		c.zwt.Add(sc.zeroWindowTime)
+		c.TakenBefore.add(sc.zeroWindowAfter)
 	}
 }
 
@@ -171,6 +193,15 @@ func (f fileSizes) nearest(bytes float64) int {
 		}
 	}
 	return best
+}
+
+// SizeOf is the file size nearest to bytes on a log scale ("" without sizes): the size a download or a
+// backend connection carried.
+func (r ZeroWindowResult) SizeOf(bytes int64) string {
+	if i := fileSizes(r.BySize).nearest(float64(bytes)); i >= 0 {
+		return r.BySize[i].Size
+	}
+	return ""
 }
 
 // addDownloads adds the client's successful downloads to their sizes (by the bytes received, headers

@@ -106,6 +106,10 @@ func TestZeroWindowBySize(t *testing.T) {
 			t.Errorf("%s: zero-window time %+v over %d connections", b.Size, b.ZeroWindowTime, b.WithZeroWindow)
 		}
 	}
+	// tshark: the proxy's first zero window on each connection acknowledged 129,008 to 227,446 bytes
+	if tb := r.TakenBefore; tb.Count != 7 || tb.Min != 129007 || tb.Max != 227445 {
+		t.Errorf("taken before the zero window: %+v, want 7 connections, 129,007 to 227,445 bytes", tb)
+	}
 	if r.Conns != 20 || r.CIMethod != ZeroWindowCI || !(r.CI.Lo < r.Fraction && r.Fraction < r.CI.Hi) {
 		t.Errorf("all: %d connections, fraction %.3f, %s %+v", r.Conns, r.Fraction, r.CIMethod, r.CI)
 	}
