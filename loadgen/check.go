@@ -1,7 +1,6 @@
 package loadgen
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -103,33 +102,12 @@ func (k Check) exchange(ctx context.Context, t0 time.Time, d *Dialer, dst netip.
 func readHead(ctx context.Context, c io.Reader, t0 time.Time, rec *results.Record) error {
 	buf := httpBufs.Get().(*httpBuf)
 	defer httpBufs.Put(buf)
-	nHead := 0
-	for {
-		if nHead == len(buf.head) {
-			return protoError(fmt.Sprintf("response head longer than %d bytes", len(buf.head)))
-		}
-		n, err := c.Read(buf.head[nHead:])
-		if n > 0 {
-			if rec.BytesIn == 0 {
-				rec.FirstByte = sinceNS(t0)
-			}
-			rec.BytesIn += int64(n)
-			nHead += n
-			if end := bytes.Index(buf.head[:nHead], []byte("\r\n\r\n")); end >= 0 {
-				if extra := nHead - end - 4; extra > 0 {
-					return protoError(fmt.Sprintf("%d bytes after the head of a HEAD response", extra))
-				}
-				return checkStatus(buf.head[:nHead])
-			}
-		}
-		if err == io.EOF {
-			if nHead == 0 {
-				return protoError("empty response")
-			}
-			return protoError(fmt.Sprintf("short response: %d bytes, headers not terminated", nHead))
-		}
-		if err != nil {
-			return ioError(ctx, results.PhaseRead, err)
-		}
+	n, bodyStart, err := readHeadOnly(ctx, c, buf.head[:], t0, rec)
+	if err != nil {
+		return err
 	}
+	if extra := n - bodyStart; extra > 0 {
+		return protoError(fmt.Sprintf("%d bytes after the head of a HEAD response", extra))
+	}
+	return checkStatus(buf.head[:n])
 }
