@@ -25,8 +25,9 @@ var OldProcs = &Analyzer{Name: "oldprocs", Run: runOldProcs,
 type OldProcsResult struct {
 	Service  string `json:"service"`
 	Strategy string `json:"strategy"`
-	// Reloads is the number of reloads that completed.
-	Reloads int `json:"reloads"`
+	// Reloads is the number of reloads that completed; ReloadStarts when each began.
+	Reloads      int             `json:"reloads"`
+	ReloadStarts []time.Duration `json:"reload_starts_ns"`
 	// Hold is how long each client meant to keep its connection (the workload's hold, else its timeout).
 	Hold time.Duration `json:"hold_ns"`
 	// Procs is the process series: one point per procs sample.
@@ -105,6 +106,16 @@ type ClientSummary struct {
 	// the current one (by a timeout or the server, not by a reload).
 	CutAfterOld     []time.Duration `json:"cut_after_old_ns"`
 	CutWhileCurrent int             `json:"cut_while_current"`
+	// Times lists every connected client's times, to predict the proxy's socket counts from.
+	Times []ClientTimes `json:"times"`
+}
+
+// ClientTimes is one connected client: when its connect completed, when the peer's FIN or reset came (0: never)
+// and when it released its socket.
+type ClientTimes struct {
+	Connect  time.Duration `json:"connect_ns"`
+	Cut      time.Duration `json:"cut_ns,omitempty"`
+	Released time.Duration `json:"released_ns"`
 }
 
 func runOldProcs(in *Input) (Output, error) {
@@ -127,7 +138,11 @@ func runOldProcs(in *Input) (Output, error) {
 	if err != nil {
 		return Output{}, err
 	}
-	r := &OldProcsResult{Service: target.Name, Strategy: target.Reload, Reloads: len(rels), Hold: hold}
+	r := &OldProcsResult{Service: target.Name, Strategy: target.Reload, Reloads: len(rels), Hold: hold,
+		ReloadStarts: []time.Duration{}}
+	for _, e := range rels {
+		r.ReloadStarts = append(r.ReloadStarts, time.Duration(e.Start))
+	}
 	mw := target.Reload == "master-worker"
 	if err := r.readProcs(filepath.Join(in.Dir, "procs-"+target.Name+".jsonl"), mw, rels, cls); err != nil {
 		return Output{}, err

@@ -188,10 +188,11 @@ func eachLine(path string, fn func([]byte) error) error {
 
 // summariseClients counts the clients' outcomes and when the cut ones were cut.
 func summariseClients(cls []client, rels []results.ReloadEvent) ClientSummary {
-	s := ClientSummary{Attempts: len(cls), CutAfterOld: []time.Duration{}}
+	s := ClientSummary{Attempts: len(cls), CutAfterOld: []time.Duration{}, Times: []ClientTimes{}}
 	for _, c := range cls {
 		if c.connected {
 			s.Connected++
+			s.Times = append(s.Times, ClientTimes{Connect: c.connect, Cut: c.cutAt, Released: c.end})
 		}
 		switch c.outcome {
 		case results.OutcomeOK:

@@ -1,0 +1,300 @@
+package scenarios
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/faultlab/faultlab/harness/runner"
+	"github.com/faultlab/faultlab/harness/spec"
+	"github.com/faultlab/faultlab/results"
+	"github.com/faultlab/faultlab/results/analyses"
+)
+
+// TestOldProcs runs real HAProxy under a slow reload storm with long-lived clients that never answer a FIN
+// (pathology 2, seeds/000; docs/oldprocs.md) and checks, per cell, what the mechanism makes certain. Every
+// expected time comes from the cell's own configuration (hard-stop-after, timeout client-fin, timeout client,
+// mworker-max-reloads, tcp_fin_timeout), never from a measured number:
+//   - the condition happened: at least 3 reloads, every client connected, and clients in at least 2
+//     generations that became old (else the cell's claims are void, and the test says so);
+//   - without a knob that ends old sessions, each old process lives as long as its clients: between reloads the
+//     old processes are exactly the generations that still hold a client (a client that connected during a
+//     reload may belong to either side, hence bounds);
+//   - each knob bounds them: hard-stop-after H (none left H after a reload), timeout client-fin CF (sessions
+//     half-closed by the server end CF later), timeout client T (idle sessions end T after the connect), the
+//     soft-stop's close of idle HTTP keep-alive connections, mworker-max-reloads N (at most N old workers);
+//   - what the clients lose: when they are cut (H after the reload, T after the connect, N reloads later, at
+//     the soft stop) and that all are;
+//   - the proxy's half-closed sockets: toward the clients, FIN_WAIT2 from the FIN it sent until the client
+//     closes, or until tcp_fin_timeout after the proxy released the socket; toward the servers, CLOSE_WAIT
+//     from the server's FIN until the proxy ends the session. The counts sampled on the proxy must match those
+//     predicted from the clients' times at every sample (slack: 250 ms each side of an event).
+func TestOldProcs(t *testing.T) {
+	rep := runScenario(t, "oldprocs.yaml", backend())
+	if rep == nil {
+		return
+	}
+	checkOldProcsReport(t, rep)
+}
+
+func checkOldProcsReport(t *testing.T, rep *results.Report) {
+	s, err := spec.Load("oldprocs.yaml")
+	if err == nil {
+		err = spec.Check(s, runner.Vocabulary()) // fills in what the matrix rows' replacements are
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	knobs := map[string]oldprocsKnobs{}
+	for _, c := range spec.Expand(s, longMode()) {
+		if knobs[c.Name], err = knobsOf(&c); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, c := range rep.Cells {
+		t.Run(c.Name+"/mechanism", func(t *testing.T) {
+			var r analyses.OldProcsResult
+			if err := c.Analysis(analyses.OldProcs.Name, 0, &r); err != nil {
+				t.Fatal(err)
+			}
+			t.Log(r.String())
+			checkOldProcsPremise(t, &r)
+			k := knobs[c.Name]
+			checkOldProcesses(t, &r, k)
+			checkCuts(t, &r, k)
+			checkHalfClosed(t, &r, k)
+		})
+	}
+}
+
+// oldprocsKnobs is what a cell's configuration says about how long sessions and sockets live.
+type oldprocsKnobs struct {
+	hardStop, clientFin, clientTimeout time.Duration
+	maxReloads                         int
+	finTimeout                         time.Duration // the proxy's tcp_fin_timeout
+	serverCloses                       bool          // tcp mode with a request: nginx answers and closes
+	httpMode                           bool
+	interval                           time.Duration
+}
+
+func knobsOf(c *spec.Cell) (oldprocsKnobs, error) {
+	s := &c.Scenario
+	k := oldprocsKnobs{finTimeout: 60 * time.Second, interval: s.Reload.Interval} // Linux's TCP_FIN_TIMEOUT
+	var lb *spec.Service
+	for i := range s.Services {
+		if s.Services[i].Name == s.Reload.Service {
+			lb = &s.Services[i]
+		}
+	}
+	k.httpMode = lb.Mode == "http"
+	k.serverCloses = !k.httpMode && s.Workload.Options["request"] == "http"
+	var err error
+	if k.clientTimeout, err = haproxyTime(lb.Options["timeout_client"]); err != nil {
+		return k, err
+	}
+	for _, line := range strings.Split(lb.Options["global"]+"\n"+lb.Options["defaults"], "\n") {
+		f := strings.Fields(line)
+		switch {
+		case len(f) == 2 && f[0] == "hard-stop-after":
+			k.hardStop, err = haproxyTime(f[1])
+		case len(f) == 2 && f[0] == "mworker-max-reloads":
+			k.maxReloads, err = strconv.Atoi(f[1])
+		case len(f) == 3 && f[0] == "timeout" && f[1] == "client-fin":
+			k.clientFin, err = haproxyTime(f[2])
+		}
+		if err != nil {
+			return k, fmt.Errorf("cell %s: %q: %w", c.Name, line, err)
+		}
+	}
+	for _, h := range s.Hosts {
+		if v, ok := h.Sysctls["net.ipv4.tcp_fin_timeout"]; ok && h.Name == lb.Host {
+			n, err := strconv.Atoi(v)
+			if err != nil {
+				return k, err
+			}
+			k.finTimeout = time.Duration(n) * time.Second
+		}
+	}
+	return k, nil
+}
+
+// haproxyTime parses a haproxy time (a number with an optional unit, milliseconds by default).
+func haproxyTime(v string) (time.Duration, error) {
+	i := strings.IndexFunc(v, func(r rune) bool { return r < '0' || r > '9' })
+	if i < 0 {
+		i = len(v)
+	}
+	n, err := strconv.Atoi(v[:i])
+	if err != nil {
+		return 0, fmt.Errorf("haproxy time %q: %w", v, err)
+	}
+	unit := map[string]time.Duration{"": time.Millisecond, "us": time.Microsecond, "ms": time.Millisecond,
+		"s": time.Second, "m": time.Minute, "h": time.Hour, "d": 24 * time.Hour}[v[i:]]
+	if unit == 0 {
+		return 0, fmt.Errorf("haproxy time %q: unknown unit", v)
+	}
+	return time.Duration(n) * unit, nil
+}
+
+// checkOldProcsPremise: the claims are void unless reloads happened while clients were connected, spread over
+// at least two generations that became old.
+func checkOldProcsPremise(t *testing.T, r *analyses.OldProcsResult) {
+	t.Helper()
+	maxLo := 0
+	for _, p := range r.Procs {
+		maxLo = max(maxLo, p.OldLo)
+	}
+	if r.Reloads < 3 || r.Clients.Attempts < 10 || r.Clients.Connected != r.Clients.Attempts || maxLo < 2 {
+		t.Fatalf("void: %d reloads, %d of %d clients connected, clients in at most %d old generations at once "+
+			"(want >= 3 reloads, every client connected, >= 2 generations)", r.Reloads, r.Clients.Connected,
+			r.Clients.Attempts, maxLo)
+	}
+}
+
+// sessionBound is how long after a reload the old process's sessions surely end, 0 when nothing ends them
+// before their clients leave.
+func (k oldprocsKnobs) sessionBound() time.Duration {
+	const settle = 500 * time.Millisecond
+	switch {
+	case k.hardStop > 0:
+		return k.hardStop + settle
+	case k.httpMode:
+		return settle // idle keep-alive connections are closed at the soft stop
+	case k.serverCloses && k.clientFin > 0 && k.clientFin < k.clientTimeout:
+		return k.clientFin + settle
+	case !k.serverCloses && k.clientTimeout < time.Hour:
+		return k.clientTimeout + settle
+	}
+	return 0
+}
+
+func checkOldProcesses(t *testing.T, r *analyses.OldProcsResult, k oldprocsKnobs) {
+	t.Helper()
+	bound, checked := k.sessionBound(), 0
+	for _, p := range r.Procs {
+		if p.SinceReload < 0 || p.SinceReload < max(bound, time.Second) {
+			continue // before the first reload, or while a reload's effects settle
+		}
+		checked++
+		switch {
+		case bound > 0 && p.Old != 0:
+			t.Errorf("at %s, %s after a reload: %d old processes, want none past %s", p.T, p.SinceReload, p.Old, bound)
+		case bound == 0 && k.maxReloads > 0 && p.Old > k.maxReloads:
+			t.Errorf("at %s: %d old processes, over mworker-max-reloads %d", p.T, p.Old, k.maxReloads)
+		case bound == 0 && k.maxReloads == 0 && (p.Old < p.OldLo || p.Old > p.OldHi):
+			t.Errorf("at %s: %d old processes, want the %d-%d generations still holding a client", p.T, p.Old,
+				p.OldLo, p.OldHi)
+		}
+	}
+	if checked < 5 {
+		t.Errorf("only %d process samples far enough from a reload to judge", checked)
+	}
+}
+
+// checkCuts: who was cut, and when.
+func checkCuts(t *testing.T, r *analyses.OldProcsResult, k oldprocsKnobs) {
+	t.Helper()
+	const late = 500 * time.Millisecond
+	cl := r.Clients
+	within := func(what string, ds []time.Duration, lo, hi time.Duration) {
+		for _, d := range ds {
+			if d < lo || d > hi {
+				t.Errorf("%s: a client cut %s after, want %s-%s", what, d, lo, hi)
+			}
+		}
+	}
+	allCut := k.hardStop > 0 || k.httpMode || k.serverCloses || k.maxReloads > 0 || k.clientTimeout < time.Hour
+	if allCut && cl.Cut+cl.Reset != cl.Connected {
+		t.Errorf("%d of %d clients cut or reset, want all", cl.Cut+cl.Reset, cl.Connected)
+	}
+	if !allCut && cl.Held != cl.Connected {
+		t.Errorf("%d of %d clients held their connection to the end, want all: nothing ends an idle session",
+			cl.Held, cl.Connected)
+	}
+	switch {
+	case k.hardStop > 0:
+		within("after the reload that made its process old (hard-stop-after)", cl.CutAfterOld, k.hardStop, k.hardStop+late)
+	case k.httpMode:
+		within("after the soft stop", cl.CutAfterOld, 0, late)
+	case k.maxReloads > 0:
+		n := time.Duration(k.maxReloads) * k.interval
+		within("after its process became old (mworker-max-reloads)", cl.CutAfterOld, n-100*time.Millisecond, n+late)
+	case k.serverCloses || k.clientTimeout < time.Hour:
+		after := k.clientTimeout
+		if k.serverCloses {
+			after = 0 // the server's FIN, forwarded at once
+		}
+		var ds []time.Duration
+		for _, c := range cl.Times {
+			ds = append(ds, c.Cut-c.Connect)
+		}
+		within("after its connect", ds, after, after+late)
+	}
+	if len(cl.CutAfterOld) == 0 && (k.hardStop > 0 || k.httpMode || k.maxReloads > 0) {
+		t.Error("no cut client of a known generation to time")
+	}
+}
+
+// checkHalfClosed compares the proxy's FIN_WAIT2 (client side) and CLOSE_WAIT (backend side) at every sample
+// with the counts the clients' times predict.
+func checkHalfClosed(t *testing.T, r *analyses.OldProcsResult, k oldprocsKnobs) {
+	t.Helper()
+	// how long the proxy keeps the session (and its FIN_WAIT2 socket) after its FIN to the client
+	proxyKeeps := time.Duration(0)
+	if k.serverCloses {
+		proxyKeeps = k.clientTimeout
+		if k.clientFin > 0 {
+			proxyKeeps = k.clientFin
+		}
+	}
+	fw2 := func(c span) span {
+		return span{lo: c.lo, hi: min(c.hi, c.lo+proxyKeeps+k.finTimeout)}
+	}
+	cw := func(c span) span {
+		if !k.serverCloses {
+			return span{}
+		}
+		return span{lo: c.lo, hi: min(c.hi, c.lo+proxyKeeps)}
+	}
+	var cuts []span
+	for _, c := range r.Clients.Times {
+		if c.Cut > 0 {
+			cuts = append(cuts, span{lo: c.Cut, hi: c.Released})
+		}
+	}
+	sawFW2 := false
+	for _, p := range r.States {
+		sawFW2 = sawFW2 || p.Client["fin_wait2"] > 0
+		checkCount(t, p.T, "client-facing FIN_WAIT2", p.Client["fin_wait2"], cuts, fw2)
+		checkCount(t, p.T, "backend-facing CLOSE_WAIT", p.Backend["close_wait"], cuts, cw)
+	}
+	if len(cuts) > 0 && !sawFW2 {
+		t.Error("clients were cut but no FIN_WAIT2 was ever sampled on the proxy")
+	}
+}
+
+// span is a time interval [lo, hi) from the cell's start.
+type span struct{ lo, hi time.Duration }
+
+// checkCount checks a sampled count at t against the intervals life(cut) of the cut clients: at least those
+// whose interval surely covers t, at most those that may (250 ms slack each side).
+func checkCount(t *testing.T, at time.Duration, what string, got int, cuts []span,
+	life func(span) span) {
+	t.Helper()
+	const slack = 250 * time.Millisecond
+	lo, hi := 0, 0
+	for _, c := range cuts {
+		l := life(c)
+		if l.lo+slack <= at && at < l.hi-slack {
+			lo++
+		}
+		if l.lo-slack <= at && at < l.hi+slack {
+			hi++
+		}
+	}
+	if got < lo || got > hi {
+		t.Errorf("at %s: %d %s, predicted %d-%d from the clients", at, got, what, lo, hi)
+	}
+}
