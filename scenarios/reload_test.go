@@ -71,7 +71,8 @@ func TestReloadBackendsAgree(t *testing.T) {
 	}
 	other := map[string]string{"netns": "docker", "docker": "netns"}[first]
 	dockertest.RequireDocker(t)
-	dockertest.RequireImages(t, docker.HAProxyImage, docker.NginxImage, docker.ToolsImage)
+	// the Tengine cells run the lab's tengine image (make images builds it from the vendored release)
+	dockertest.RequireImages(t, docker.HAProxyImage, docker.NginxImage, docker.ToolsImage, docker.LabImage("tengine"))
 	a := reports["reload.yaml@"+backend()]
 	if a == nil {
 		a = runScenario(t, "reload.yaml", first)
