@@ -3,8 +3,10 @@ package services
 import (
 	"context"
 	"net/netip"
+	"os"
 	"slices"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -16,7 +18,7 @@ import (
 // (SIGHUP to the master) hands the new workers the very listening sockets the old ones used, with and without
 // reuseport, so no queued connection sits in a socket that closes. Without reuseport there is one socket; with
 // reuseport one per worker (2 here), and after three reloads the same sockets (inodes) listen, the old
-// workers gone.
+// workers gone. The exception: a reload to fewer workers with reuseport closes the surplus sockets.
 func TestTengineReloadKeepsListeners(t *testing.T) {
 	lab := newLab(t)
 	if bins, _ := FindBinaries("tengine", nil); bins[0].Err != nil {
@@ -57,12 +59,7 @@ func TestTengineReloadKeepsListeners(t *testing.T) {
 				if _, err := tg.Reload(ctx); err != nil {
 					t.Fatalf("reload %d: %v", i, err)
 				}
-				err := poll(ctx, func() (bool, error) {
-					return !slices.ContainsFunc(aliveChildren(tg.proc.PID), func(p int) bool { return slices.Contains(old, p) }), nil
-				})
-				if err != nil {
-					t.Fatalf("old workers %v after reload %d: %v", old, i, err)
-				}
+				waitGone(ctx, t, tg, old)
 				if after := listeningInodes(t, lab.proxy, bind.Port()); !slices.Equal(after, before) {
 					t.Fatalf("after reload %d the listening sockets are %v, before %v", i, after, before)
 				}
@@ -74,6 +71,57 @@ func TestTengineReloadKeepsListeners(t *testing.T) {
 				t.Fatal(err)
 			}
 		})
+	}
+	t.Run("reuseport-fewer-workers", func(t *testing.T) { reloadFewerWorkers(ctx, t, lab) })
+}
+
+// reloadFewerWorkers shows where an nginx-style reload does close a listening socket: with reuseport, a
+// reload to fewer workers leaves the old cycle's surplus per-worker sockets unmatched, and the master closes
+// them (ngx_init_cycle, "close the unnecessary listening sockets"), queue and all. The reload scenario's
+// storm reloads the same configuration, so it never takes this path.
+func reloadFewerWorkers(ctx context.Context, t *testing.T, lab testLab) {
+	bind := at(lab.proxy, 80)
+	tg, err := NewTengine(lab.proxy, t.TempDir(), TengineConfig{Bind: bind, Servers: []netip.AddrPort{at(lab.backend, 80)},
+		Options: map[string]string{"worker_processes": "2", "check": "false", "reuseport": "true"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = tg.Stop(context.Background()) })
+	if err := tg.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	before := listeningInodes(t, lab.proxy, bind.Port())
+	conf, err := os.ReadFile(tg.ConfigPath())
+	if err != nil {
+		t.Fatal(err)
+	}
+	one := strings.Replace(string(conf), "worker_processes 2;", "worker_processes 1;", 1)
+	if one == string(conf) {
+		t.Fatalf("no worker_processes 2 in %s", tg.ConfigPath())
+	}
+	if err := os.WriteFile(tg.ConfigPath(), []byte(one), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	old := aliveChildren(tg.proc.PID)
+	if _, err := tg.Reload(ctx); err != nil {
+		t.Fatal(err)
+	}
+	waitGone(ctx, t, tg, old)
+	after := listeningInodes(t, lab.proxy, bind.Port())
+	if len(before) != 2 || len(after) != 1 || !slices.Contains(before, after[0]) {
+		t.Errorf("listening sockets %v before a reload from 2 workers to 1, %v after; want 2, then 1 of them",
+			before, after)
+	}
+}
+
+// waitGone waits until none of the old workers is alive.
+func waitGone(ctx context.Context, t *testing.T, tg *Tengine, old []int) {
+	t.Helper()
+	err := poll(ctx, func() (bool, error) {
+		return !slices.ContainsFunc(aliveChildren(tg.proc.PID), func(p int) bool { return slices.Contains(old, p) }), nil
+	})
+	if err != nil {
+		t.Fatalf("old workers %v still alive after the reload: %v", old, err)
 	}
 }
 
