@@ -29,8 +29,13 @@ import (
 //     per worker, each with its own accept queue, instead of one socket all workers share. The master opens
 //     them and, on a reload, hands each to the new worker of the same number (it matches the old cycle's
 //     sockets by address), so it only matters with worker_processes above 1 (docs/reload.md measures it)
+//   - reload_worker_processes: a number of workers; when set, every reload alternates the configuration
+//     between it and worker_processes (the first reload switches to it), as a reload after a change of the
+//     CPU count does with worker_processes auto. With reuseport, a reload to fewer workers closes the
+//     surplus per-worker sockets.
 var TengineOptions = []string{"binary", "worker_processes", "check", "check_interval", "check_timeout",
-	"check_rise", "check_fall", "check_keepalive_requests", "check_http_send", "check_default_down", "reuseport"}
+	"check_rise", "check_fall", "check_keepalive_requests", "check_http_send", "check_default_down", "reuseport",
+	"reload_worker_processes"}
 
 // tengineGet says how to get tengine: it is packaged nowhere the lab can reach, so it is built from its release
 // tarball (scripts/tengine.sh).
@@ -66,6 +71,10 @@ type Tengine struct {
 	conf    string
 	proc    *harness.Process
 	checks  bool // the upstream check module checks the servers
+	// confs are the two configurations reloads alternate between (reload_worker_processes; else none), and
+	// reloads counts the reloads asked for.
+	confs   [][]byte
+	reloads int
 }
 
 var (
@@ -80,7 +89,8 @@ type tengineData struct {
 	Bind, Mode string
 	Servers    []string
 	Check      bool
-	Reuseport  bool // listen ... reuseport
+	Reuseport  bool   // listen ... reuseport
+	Alternate  string // reload_worker_processes: the worker count reloads alternate with ("": none)
 	// Check module settings, in the module's units (milliseconds).
 	CheckIntervalMS, CheckTimeoutMS int64
 	CheckRise, CheckFall            int
@@ -174,6 +184,9 @@ func NewTengine(h harness.NetnsHost, dir string, cfg TengineConfig) (*Tengine, e
 	if err := writeTemplate(t.conf, tengineTemplate, data); err != nil {
 		return nil, fmt.Errorf("tengine %s: %w", cfg.Name, err)
 	}
+	if t.confs, err = alternateConfigs(data); err != nil {
+		return nil, fmt.Errorf("tengine %s: %w", cfg.Name, err)
+	}
 	if t.bin, err = findBinary(h, "tengine", cfg.Options["binary"], tengineGet); err != nil {
 		return nil, err
 	}
@@ -216,6 +229,11 @@ func tengineConfigData(cfg TengineConfig, dir string) (tengineData, error) {
 	d.nginxMain = newNginxMain(dir, workers)
 	d.Reuseport, err = boolOption(opts, "reuseport", false)
 	errs = append(errs, err)
+	if _, ok := opts["reload_worker_processes"]; ok {
+		n, err := intOption(opts, "reload_worker_processes", 1, 1, 1024)
+		d.Alternate = fmt.Sprint(n)
+		errs = append(errs, err)
+	}
 	d.Check, err = boolOption(opts, "check", cfg.Mode == "http")
 	errs = append(errs, err)
 	if d.Check && cfg.Mode == "tcp" {
@@ -242,6 +260,24 @@ func tengineConfigData(cfg TengineConfig, dir string) (tengineData, error) {
 		d.CheckHTTPSend = v
 	}
 	return d, errors.Join(errs...)
+}
+
+// alternateConfigs renders the two configurations reloads alternate between when d has an alternate worker
+// count: d's own, then d's with that count. None otherwise.
+func alternateConfigs(d tengineData) ([][]byte, error) {
+	if d.Alternate == "" {
+		return nil, nil
+	}
+	var out [][]byte
+	for _, workers := range []string{d.Workers, d.Alternate} {
+		d.Workers = workers
+		var b strings.Builder
+		if err := tengineTemplate.Execute(&b, d); err != nil {
+			return nil, fmt.Errorf("render tengine.conf: %w", err)
+		}
+		out = append(out, []byte(b.String()))
+	}
+	return out, nil
 }
 
 // durationOption parses opts[key] as a positive duration of whole milliseconds, or returns def.

@@ -3,6 +3,7 @@ package services
 import (
 	"context"
 	"fmt"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -19,6 +20,12 @@ func (t *Tengine) Reload(ctx context.Context) (ReloadResult, error) {
 	p := t.proc
 	if p == nil || p.Exited() {
 		return ReloadResult{Start: time.Now()}, fmt.Errorf("reload tengine %s: not running", t.cfg.Name)
+	}
+	if len(t.confs) > 0 { // reload_worker_processes: the other configuration
+		t.reloads++
+		if err := os.WriteFile(t.conf, t.confs[t.reloads%len(t.confs)], 0o644); err != nil {
+			return ReloadResult{Start: time.Now()}, fmt.Errorf("reload tengine %s: %w", t.cfg.Name, err)
+		}
 	}
 	res, err := reloadMaster(ctx, t.h, p, int(t.cfg.Bind.Port()), filepath.Join(t.dir, "error.log"))
 	if err != nil {

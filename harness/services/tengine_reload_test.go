@@ -3,10 +3,8 @@ package services
 import (
 	"context"
 	"net/netip"
-	"os"
 	"slices"
 	"strconv"
-	"strings"
 	"testing"
 	"time"
 
@@ -82,7 +80,8 @@ func TestTengineReloadKeepsListeners(t *testing.T) {
 func reloadFewerWorkers(ctx context.Context, t *testing.T, lab testLab) {
 	bind := at(lab.proxy, 80)
 	tg, err := NewTengine(lab.proxy, t.TempDir(), TengineConfig{Bind: bind, Servers: []netip.AddrPort{at(lab.backend, 80)},
-		Options: map[string]string{"worker_processes": "2", "check": "false", "reuseport": "true"}})
+		Options: map[string]string{"worker_processes": "2", "check": "false", "reuseport": "true",
+			"reload_worker_processes": "1"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -90,27 +89,24 @@ func reloadFewerWorkers(ctx context.Context, t *testing.T, lab testLab) {
 	if err := tg.Start(ctx); err != nil {
 		t.Fatal(err)
 	}
-	before := listeningInodes(t, lab.proxy, bind.Port())
-	conf, err := os.ReadFile(tg.ConfigPath())
-	if err != nil {
-		t.Fatal(err)
-	}
-	one := strings.Replace(string(conf), "worker_processes 2;", "worker_processes 1;", 1)
-	if one == string(conf) {
-		t.Fatalf("no worker_processes 2 in %s", tg.ConfigPath())
-	}
-	if err := os.WriteFile(tg.ConfigPath(), []byte(one), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	old := aliveChildren(tg.proc.PID)
-	if _, err := tg.Reload(ctx); err != nil {
-		t.Fatal(err)
-	}
-	waitGone(ctx, t, tg, old)
-	after := listeningInodes(t, lab.proxy, bind.Port())
-	if len(before) != 2 || len(after) != 1 || !slices.Contains(before, after[0]) {
-		t.Errorf("listening sockets %v before a reload from 2 workers to 1, %v after; want 2, then 1 of them",
-			before, after)
+	two := listeningInodes(t, lab.proxy, bind.Port())
+	// reload_worker_processes: the first reload goes to 1 worker, the second back to 2.
+	for i, want := range []int{1, 2} {
+		old := aliveChildren(tg.proc.PID)
+		if _, err := tg.Reload(ctx); err != nil {
+			t.Fatal(err)
+		}
+		waitGone(ctx, t, tg, old)
+		got := listeningInodes(t, lab.proxy, bind.Port())
+		kept := len(slices.DeleteFunc(slices.Clone(got), func(ino uint32) bool { return !slices.Contains(two, ino) }))
+		if len(two) != 2 || len(got) != want || kept != 1 {
+			t.Errorf("reload %d: listening sockets %v, at the start %v; want %d, exactly one of them from the start "+
+				"(worker 0's; the other closed, and a new one when back at 2)", i, got, two, want)
+		}
+		// the master forks the new workers one after another: the reload returns once one of them listens
+		if err := poll(ctx, func() (bool, error) { return len(aliveChildren(tg.proc.PID)) == want, nil }); err != nil {
+			t.Errorf("reload %d: workers %v, want %d: %v", i, aliveChildren(tg.proc.PID), want, err)
+		}
 	}
 }
 

@@ -106,9 +106,9 @@ func TestTengineConfigErrors(t *testing.T) {
 			[]string{"unknown option(s) check_intervall (allowed: binary, check,"}},
 		{"tcp-check", tengineCfg("tcp", map[string]string{"check": "true"}), []string{"http upstreams only"}},
 		{"bad-values", tengineCfg("", map[string]string{"check_interval": "3", "check_fall": "0",
-			"check_http_send": `HEAD "/"`, "reuseport": "yes please"}),
+			"check_http_send": `HEAD "/"`, "reuseport": "yes please", "reload_worker_processes": "0"}),
 			[]string{"option check_interval", "option check_fall", "option check_http_send",
-				`option reuseport: "yes please" is not a boolean (true or false)`}},
+				`option reuseport: "yes please" is not a boolean (true or false)`, "option reload_worker_processes"}},
 		{"no-servers", TengineConfig{Bind: netip.MustParseAddrPort("198.18.1.2:80")}, []string{"no servers"}},
 		{"strategy", TengineConfig{Bind: netip.MustParseAddrPort("198.18.1.2:80"), Strategy: "legacy",
 			Servers: []netip.AddrPort{netip.MustParseAddrPort("198.18.2.2:80")}},
@@ -351,4 +351,29 @@ func tengineCheckStatus(client harness.NetnsHost, proxy netip.AddrPort) (map[str
 		m[s.Name] = s.Status
 	}
 	return m, nil
+}
+
+// TestTengineAlternateConfigs: with reload_worker_processes the driver keeps two configurations that differ in
+// the worker count only; without it, none.
+func TestTengineAlternateConfigs(t *testing.T) {
+	d, err := tengineConfigData(tengineCfg("http", map[string]string{"worker_processes": "2", "reuseport": "true",
+		"reload_worker_processes": "1"}), "/srv/tg")
+	if err != nil {
+		t.Fatal(err)
+	}
+	confs, err := alternateConfigs(d)
+	if err != nil || len(confs) != 2 {
+		t.Fatalf("alternateConfigs: %d configurations, %v", len(confs), err)
+	}
+	first, second := string(confs[0]), string(confs[1])
+	if !strings.Contains(first, "worker_processes 2;") || !strings.Contains(second, "worker_processes 1;") {
+		t.Errorf("worker counts: first\n%s\nsecond\n%s", first, second)
+	}
+	if strings.Replace(second, "worker_processes 1;", "worker_processes 2;", 1) != first {
+		t.Errorf("the configurations differ in more than the worker count")
+	}
+	d, _ = tengineConfigData(tengineCfg("http", nil), "/srv/tg")
+	if confs, err := alternateConfigs(d); confs != nil || err != nil {
+		t.Errorf("without the option: %d configurations, %v", len(confs), err)
+	}
 }
