@@ -36,11 +36,22 @@ func TestOldProcs(t *testing.T) {
 	if rep == nil {
 		return
 	}
-	checkOldProcsReport(t, rep)
+	checkOldProcsReport(t, rep, "oldprocs.yaml")
 }
 
-func checkOldProcsReport(t *testing.T, rep *results.Report) {
-	s, err := spec.Load("oldprocs.yaml")
+// TestOldProcsIdle: the same storm with well-behaved idle clients, which close as soon as the proxy's FIN
+// comes. The same claims hold (the cut clients release their sockets at once, so no FIN_WAIT2 is predicted
+// on the proxy beyond the 250 ms slack); how many TIME_WAITs the proxy keeps instead is logged.
+func TestOldProcsIdle(t *testing.T) {
+	rep := runScenario(t, "oldprocs-idle.yaml", backend())
+	if rep == nil {
+		return
+	}
+	checkOldProcsReport(t, rep, "oldprocs-idle.yaml")
+}
+
+func checkOldProcsReport(t *testing.T, rep *results.Report, file string) {
+	s, err := spec.Load(file)
 	if err == nil {
 		err = spec.Check(s, runner.Vocabulary()) // fills in what the matrix rows' replacements are
 	}
@@ -75,6 +86,7 @@ type oldprocsKnobs struct {
 	maxReloads                         int
 	finTimeout                         time.Duration // the proxy's tcp_fin_timeout
 	serverCloses                       bool          // tcp mode with a request: nginx answers and closes
+	kind                               string        // the workload: nofin keeps its socket after a FIN
 	httpMode                           bool
 	interval                           time.Duration
 }
@@ -88,7 +100,7 @@ func knobsOf(c *spec.Cell) (oldprocsKnobs, error) {
 			lb = &s.Services[i]
 		}
 	}
-	k.httpMode = lb.Mode == "http"
+	k.httpMode, k.kind = lb.Mode == "http", s.Workload.Kind
 	k.serverCloses = !k.httpMode && s.Workload.Options["request"] == "http"
 	var err error
 	if k.clientTimeout, err = haproxyTime(lb.Options["timeout_client"]); err != nil {
@@ -138,18 +150,24 @@ func haproxyTime(v string) (time.Duration, error) {
 	return time.Duration(n) * unit, nil
 }
 
-// checkOldProcsPremise: the claims are void unless reloads happened while clients were connected, spread over
-// at least two generations that became old.
+// checkOldProcsPremise: the claims are void unless reloads happened while clients were connected: at least
+// two generations became old while one of their clients still held its connection.
 func checkOldProcsPremise(t *testing.T, r *analyses.OldProcsResult) {
 	t.Helper()
-	maxLo := 0
-	for _, p := range r.Procs {
-		maxLo = max(maxLo, p.OldLo)
+	gens := map[int]bool{}
+	for _, c := range r.Clients.Times {
+		g := 0 // the generation the client connected to (reloads started before its connect)
+		for g < len(r.ReloadStarts) && r.ReloadStarts[g] < c.Connect {
+			g++
+		}
+		if g < len(r.ReloadStarts) && r.ReloadStarts[g] < c.Released {
+			gens[g] = true
+		}
 	}
-	if r.Reloads < 3 || r.Clients.Attempts < 10 || r.Clients.Connected != r.Clients.Attempts || maxLo < 2 {
-		t.Fatalf("void: %d reloads, %d of %d clients connected, clients in at most %d old generations at once "+
-			"(want >= 3 reloads, every client connected, >= 2 generations)", r.Reloads, r.Clients.Connected,
-			r.Clients.Attempts, maxLo)
+	if r.Reloads < 3 || r.Clients.Attempts < 10 || r.Clients.Connected != r.Clients.Attempts || len(gens) < 2 {
+		t.Fatalf("void: %d reloads, %d of %d clients connected, %d generations became old with a client "+
+			"connected (want >= 3 reloads, every client connected, >= 2 generations)", r.Reloads,
+			r.Clients.Connected, r.Clients.Attempts, len(gens))
 	}
 }
 
@@ -264,14 +282,19 @@ func checkHalfClosed(t *testing.T, r *analyses.OldProcsResult, k oldprocsKnobs) 
 			cuts = append(cuts, span{lo: c.Cut, hi: c.Released})
 		}
 	}
-	sawFW2 := false
+	fw2Seen := 0
 	for _, p := range r.States {
-		sawFW2 = sawFW2 || p.Client["fin_wait2"] > 0
-		checkCount(t, p.T, "client-facing FIN_WAIT2", p.Client["fin_wait2"], cuts, fw2)
+		fw2Seen = max(fw2Seen, checkCount(t, p.T, "client-facing FIN_WAIT2", p.Client["fin_wait2"], cuts, fw2))
 		checkCount(t, p.T, "backend-facing CLOSE_WAIT", p.Backend["close_wait"], cuts, cw)
 	}
-	if len(cuts) > 0 && !sawFW2 {
-		t.Error("clients were cut but no FIN_WAIT2 was ever sampled on the proxy")
+	if len(cuts) > 0 && k.kind == "nofin" && fw2Seen == 0 {
+		t.Error("void: clients were cut but no sample fell surely inside a FIN_WAIT2's predicted life")
+	}
+	// Where a client that closes at once leaves the TIME_WAIT is logged, not asserted: in the first run 2 of
+	// 18 hard-stopped connections left none on the proxy and the client sent 2 RSTs (docs/oldprocs.md).
+	if k.kind == "idle" && len(r.States) > 0 {
+		t.Logf("client-facing TIME_WAIT on the proxy at the last sample: %d, clients cut: %d",
+			r.States[len(r.States)-1].Client["time_wait"], len(cuts))
 	}
 }
 
@@ -279,9 +302,9 @@ func checkHalfClosed(t *testing.T, r *analyses.OldProcsResult, k oldprocsKnobs) 
 type span struct{ lo, hi time.Duration }
 
 // checkCount checks a sampled count at t against the intervals life(cut) of the cut clients: at least those
-// whose interval surely covers t, at most those that may (250 ms slack each side).
+// whose interval surely covers t, at most those that may (250 ms slack each side). It returns the former.
 func checkCount(t *testing.T, at time.Duration, what string, got int, cuts []span,
-	life func(span) span) {
+	life func(span) span) int {
 	t.Helper()
 	const slack = 250 * time.Millisecond
 	lo, hi := 0, 0
@@ -297,4 +320,5 @@ func checkCount(t *testing.T, at time.Duration, what string, got int, cuts []spa
 	if got < lo || got > hi {
 		t.Errorf("at %s: %d %s, predicted %d-%d from the clients", at, got, what, lo, hi)
 	}
+	return lo
 }
