@@ -89,14 +89,16 @@ type EngineStats struct {
 // that the queue rules matched but that skipped the program (the kernel queue was full, or the socket
 // overran, and fail-open let them through undelayed).
 type QueueStats struct {
-	Queued    uint64 `json:"queued"`    // packets matched by the queue rules (nft counters)
-	Seen      uint64 `json:"seen"`      // packets the program received
-	Released  uint64 `json:"released"`  // accepted after their delay
-	Dropped   uint64 `json:"dropped"`   // dropped by a Gilbert-Elliott model
-	Pending   int    `json:"pending"`   // held now
-	Overflow  uint64 `json:"overflow"`  // Queued - Seen, minus packets in flight to the program
-	IDGaps    uint64 `json:"id_gaps"`   // packet ids the kernel assigned but never delivered
-	ENOBUFS   uint64 `json:"enobufs"`   // socket overruns reported to the program
+	Queued   uint64 `json:"queued"`   // packets matched by the queue rules (nft counters)
+	Seen     uint64 `json:"seen"`     // packets the program received
+	Released uint64 `json:"released"` // accepted after their delay
+	Dropped  uint64 `json:"dropped"`  // dropped by a Gilbert-Elliott model
+	Pending  int    `json:"pending"`  // held now
+	Overflow uint64 `json:"overflow"` // Queued - Seen, minus packets in flight to the program
+	IDGaps   uint64 `json:"id_gaps"`  // packet ids the kernel assigned but never delivered
+	ENOBUFS  uint64 `json:"enobufs"`  // socket overruns reported to the program
+	// Stale counts verdicts the kernel refused with ENOENT: it no longer held a packet with that id.
+	Stale     uint64 `json:"stale_verdicts"`
 	KernelIDs uint64 `json:"kernel_id"` // the queue's id sequence (/proc/net/netfilter/nfnetlink_queue)
 	// KernelDropped and UserDropped are the kernel's counters (non-zero only without fail-open).
 	KernelDropped uint64 `json:"kernel_dropped"`

@@ -62,6 +62,8 @@ type queueProgram struct {
 	local   releaseStats // not yet merged into the shared counters
 
 	seen, gaps, enobufs, tsSeen atomic.Uint64
+	// stale counts verdicts the kernel answered ENOENT: no packet with that id was queued any more
+	stale atomic.Uint64
 
 	// statsMu guards what follows. The loops merge their samples with TryLock (the releaser) or in
 	// batches (the receiver), so a reader holding it never delays a release.
@@ -337,11 +339,19 @@ func (q *queueProgram) wake() {
 	_, _ = unix.Write(q.efd, one[:]) // EAGAIN means a wake-up is already pending
 }
 
-// onError keeps receiving after socket overruns (counted) and read-deadline wake-ups; anything else
-// stops the receiver and is reported.
+// onError keeps receiving after socket overruns and verdicts for packets the kernel no longer held (both
+// counted) and after read-deadline wake-ups; anything else stops the receiver and is reported.
 func (q *queueProgram) onError(err error) int {
 	if errors.Is(err, unix.ENOBUFS) {
 		q.enobufs.Add(1)
+		return 0
+	}
+	// A verdict's error answer: the kernel no longer held a packet with that id. It drops queued packets
+	// itself in some cases (e.g. with its connection tracking entry gone: seen only where the checker
+	// closes with RSTs through a delayed link). The packet is lost either way; count it and go on, as
+	// stopping would stall every packet queued after it.
+	if errors.Is(err, unix.ENOENT) {
+		q.stale.Add(1)
 		return 0
 	}
 	var op *netlink.OpError

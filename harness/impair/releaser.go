@@ -233,7 +233,7 @@ func (q *queueProgram) stats(queued uint64) *QueueStats {
 		LateP99: q.late.quantile(0.99), LateMax: q.late.max, LateMean: q.late.mean(),
 		RecvLagP50: q.lag.quantile(0.5), RecvLagP99: q.lag.quantile(0.99), Timestamped: q.tsSeen.Load()}
 	q.statsMu.Unlock()
-	s.Seen, s.IDGaps, s.ENOBUFS = q.seen.Load(), q.gaps.Load(), q.enobufs.Load()
+	s.Seen, s.IDGaps, s.ENOBUFS, s.Stale = q.seen.Load(), q.gaps.Load(), q.enobufs.Load(), q.stale.Load()
 	if queued > s.Seen {
 		s.Overflow = queued - s.Seen
 	}

@@ -229,6 +229,10 @@ func warnings(s EngineStats) []string {
 			"it (overflow), %d id gaps, %d socket overruns; delays and orders of those packets are wrong",
 			q.Overflow, q.Queued, q.IDGaps, q.ENOBUFS))
 	}
+	if q.Stale > 0 {
+		w = append(w, fmt.Sprintf("%d verdicts named packets the kernel no longer held (ENOENT): it had dropped "+
+			"them itself", q.Stale))
+	}
 	if q.LateP99 > lateWarn {
 		w = append(w, fmt.Sprintf("delayed packets left up to %s (p99) after their due time (the program "+
 			"read them up to %s late): the delay program fell behind or the machine was too busy", q.LateP99,
