@@ -55,9 +55,16 @@ type PairCloses struct {
 	TWBySecond [2][]int `json:"tw_by_second"`
 }
 
+// maxTWSecond bounds TWBySecond: a TIME_WAIT that begins later than this after the epoch (a run of over a
+// week, or an epoch never set) is counted in the totals only.
+const maxTWSecond = 7 * 24 * 3600
+
 // noteTW counts a TIME_WAIT left on end (0 initiator, 1 responder) beginning at at.
 func (p *PairCloses) noteTW(end int, at time.Duration) {
 	i := max(int(at/time.Second), 0)
+	if i > maxTWSecond {
+		return
+	}
 	for len(p.TWBySecond[end]) <= i {
 		p.TWBySecond[end] = append(p.TWBySecond[end], 0)
 	}

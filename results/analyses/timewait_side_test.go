@@ -104,7 +104,11 @@ func TestTWBetween(t *testing.T) {
 			p.noteTW(0, time.Duration(i)*time.Second+500*time.Millisecond)
 		}
 	}
-	p.noteTW(0, -3*time.Second) // before the epoch: second 0
+	p.noteTW(0, -3*time.Second)          // before the epoch: second 0
+	p.noteTW(0, time.Since(time.Time{})) // an epoch never set: not binned
+	if len(p.TWBySecond[0]) != 5 {
+		t.Fatalf("%d bins, want 5", len(p.TWBySecond[0]))
+	}
 	for _, c := range []struct {
 		from, to time.Duration
 		want     float64
