@@ -47,13 +47,7 @@ const (
 // The result is nil or an *Error holding every problem, sorted by line, with the file and line Parse
 // recorded (none for a scenario built in code).
 func Check(s *Scenario, voc Vocabulary) error {
-	c := &checker{validator: &validator{file: s.File, lines: s.lines}, voc: voc, s: s,
-		byName: map[string]*Service{}, protos: map[string]string{}}
-	for i := range s.Services {
-		if _, dup := c.byName[s.Services[i].Name]; !dup {
-			c.byName[s.Services[i].Name] = &s.Services[i]
-		}
-	}
+	c := newChecker(&validator{file: s.File, lines: s.lines}, voc, s)
 	c.services()
 	c.workload()
 	c.reload()
@@ -72,6 +66,17 @@ type checker struct {
 	s      *Scenario
 	byName map[string]*Service
 	protos map[string]string // what each service speaks, once known (see speaks)
+}
+
+// newChecker checks s with v's file, lines and problems; services are found by name (the first of a name).
+func newChecker(v *validator, voc Vocabulary, s *Scenario) *checker {
+	c := &checker{validator: v, voc: voc, s: s, byName: map[string]*Service{}, protos: map[string]string{}}
+	for i := range s.Services {
+		if _, dup := c.byName[s.Services[i].Name]; !dup {
+			c.byName[s.Services[i].Name] = &s.Services[i]
+		}
+	}
+	return c
 }
 
 // kind returns the vocabulary's entry for a service's kind.

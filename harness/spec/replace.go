@@ -84,13 +84,7 @@ func (c *checker) checkReplaced(i int, row *CellSpec) {
 			replaced[j] = fmt.Sprintf("matrix[%d].replace[%s]", i, name)
 		}
 	}
-	sub := &checker{validator: &validator{}, voc: c.voc, s: &sc, byName: map[string]*Service{},
-		protos: map[string]string{}}
-	for j := range sc.Services {
-		if _, dup := sub.byName[sc.Services[j].Name]; !dup {
-			sub.byName[sc.Services[j].Name] = &sc.Services[j]
-		}
-	}
+	sub := newChecker(&validator{}, c.voc, &sc)
 	sub.services()
 	sub.workload()
 	sub.reload()
