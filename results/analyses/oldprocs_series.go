@@ -111,22 +111,7 @@ func (r *OldProcsResult) readProcs(path string, masterWorker bool, rels []result
 		if err := json.Unmarshal(b, &smp); err != nil {
 			return err
 		}
-		p := ProcPoint{T: smp.T, Old: max(len(smp.PIDs)-skip, 0), SinceReload: -1}
-		p.OldLo, p.OldHi, p.Connected = predictOld(smp.T, cls, rels)
-		for _, e := range rels {
-			if time.Duration(e.Start) <= smp.T {
-				p.Reloads++
-				p.SinceReload = smp.T - time.Duration(e.Start)
-			}
-		}
-		olds := smp.PIDs[min(skip-1, len(smp.PIDs)):] // oldest first; the master leads in master-worker
-		olds = olds[:p.Old]
-		for i, o := range olds {
-			if i == 0 {
-				p.OldestAge = o.Age
-			}
-			p.OldRSS += o.RSS
-		}
+		p := procPoint(smp.T, smp.PIDs, skip, rels, cls)
 		for _, o := range smp.PIDs {
 			if _, ok := births[o.PID]; !ok {
 				births[o.PID] = smp.T - o.Age
@@ -145,6 +130,27 @@ func (r *OldProcsResult) readProcs(path string, masterWorker bool, rels []result
 	}
 	r.Old.OldFor = oldFor(births, last, times, rels)
 	return nil
+}
+
+// procPoint is the process point of a sample at t of pids (oldest first), skip of which are not old (the
+// current process; master-worker: the master and the current worker).
+func procPoint(t time.Duration, pids []pidSample, skip int, rels []results.ReloadEvent, cls []client) ProcPoint {
+	p := ProcPoint{T: t, Old: max(len(pids)-skip, 0), SinceReload: -1}
+	p.OldLo, p.OldHi, p.Connected = predictOld(t, cls, rels)
+	for _, e := range rels {
+		if time.Duration(e.Start) <= t {
+			p.Reloads++
+			p.SinceReload = t - time.Duration(e.Start)
+		}
+	}
+	olds := pids[min(skip-1, len(pids)):] // oldest first; the master leads in master-worker
+	for i, o := range olds[:p.Old] {
+		if i == 0 {
+			p.OldestAge = o.Age
+		}
+		p.OldRSS += o.RSS
+	}
+	return p
 }
 
 // oldFor lists, for each process that exited before the last sample, how long it lived after the first reload

@@ -130,3 +130,28 @@ func TestGeneration(t *testing.T) {
 		}
 	}
 }
+
+// TestProcPoint: the old processes of a sample, oldest first: legacy skips the current (youngest) process,
+// master-worker the master (oldest) and the current worker too.
+func TestProcPoint(t *testing.T) {
+	s := time.Second
+	pids := []pidSample{{PID: 1, Age: 20 * s, RSS: 100}, {PID: 2, Age: 9 * s, RSS: 10}, {PID: 3, Age: 5 * s, RSS: 20},
+		{PID: 4, Age: s, RSS: 40}}
+	rels := []results.ReloadEvent{{Start: int64(3 * s)}, {Start: int64(7 * s)}}
+	tests := []struct {
+		name      string
+		skip      int
+		old       int
+		rss       int64
+		oldestAge time.Duration
+	}{{"legacy", 1, 3, 130, 20 * s}, {"master-worker", 2, 2, 30, 9 * s}}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := procPoint(8*s, pids, tt.skip, rels, nil)
+			if p.Old != tt.old || p.OldRSS != tt.rss || p.OldestAge != tt.oldestAge || p.Reloads != 2 ||
+				p.SinceReload != s {
+				t.Errorf("%+v", p)
+			}
+		})
+	}
+}
