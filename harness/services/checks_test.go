@@ -20,19 +20,7 @@ func TestCheckReports(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	var servers []netip.AddrPort
-	var backends []*Nginx
-	for _, port := range []uint16{80, 81} {
-		n, err := NewNginx(lab.backend, t.TempDir(), at(lab.backend, port), nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { _ = n.Stop(context.Background()) })
-		if err := n.Start(ctx); err != nil {
-			t.Fatal(err)
-		}
-		servers, backends = append(servers, at(lab.backend, port)), append(backends, n)
-	}
+	servers, backends := startNginxServers(ctx, t, lab.backend, 80, 81)
 	hx, err := NewHAProxy(lab.proxy, t.TempDir(), HAProxyConfig{Bind: at(lab.proxy, 80), Servers: servers,
 		Options: map[string]string{"check": "true", "check_inter": "200ms"}})
 	if err != nil {

@@ -49,6 +49,25 @@ func newLab(t *testing.T) testLab {
 	return testLab{client: host("client"), proxy: host("proxy"), backend: host("backend")}
 }
 
+// startNginxServers starts one nginx per port on h's primary address, stopped by t.Cleanup.
+func startNginxServers(ctx context.Context, t *testing.T, h harness.NetnsHost, ports ...uint16) ([]netip.AddrPort, []*Nginx) {
+	t.Helper()
+	var servers []netip.AddrPort
+	var backends []*Nginx
+	for _, port := range ports {
+		n, err := NewNginx(h, t.TempDir(), at(h, port), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = n.Stop(context.Background()) })
+		if err := n.Start(ctx); err != nil {
+			t.Fatal(err)
+		}
+		servers, backends = append(servers, at(h, port)), append(backends, n)
+	}
+	return servers, backends
+}
+
 // at is the host's primary address with port.
 func at(h harness.Host, port uint16) netip.AddrPort { return netip.AddrPortFrom(h.Addrs()[0], port) }
 

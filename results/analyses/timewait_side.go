@@ -83,6 +83,7 @@ func runTimeWaitSide(in *Input) (Output, error) {
 		links = append(links, l)
 	}
 	sort.Strings(links)
+	counters := readCounters(in.Dir)
 	for _, link := range links {
 		for _, pair := range checkerPairs {
 			p, ok := capt.Pairs[link][pair]
@@ -96,7 +97,7 @@ func runTimeWaitSide(in *Input) (Output, error) {
 			for i, h := range []string{r.Checker, r.Server} {
 				r.Sampled[i] = sampleTW(filepath.Join(in.Dir, "states-"+h+".jsonl"), h)
 			}
-			r.MaxTW, r.Overflow = twLimits(in, [2]string{r.Checker, r.Server})
+			r.MaxTW, r.Overflow = twLimits(in, counters, [2]string{r.Checker, r.Server})
 			if at := r.Sampled[0].LastAt; at > 0 {
 				r.Predicted = predictTW(capt.Pairs[link], hostOf, [2]string{r.Checker, r.Server}, at)
 				r.Counted = countTW(capt.Pairs[link], hostOf, [2]string{r.Checker, r.Server}, at)
@@ -122,26 +123,14 @@ func runTimeWaitSide(in *Input) (Output, error) {
 // TIME_WAIT's life), credited to the host of that end.
 func predictTW(pairs map[string]*PairCloses, hostOf map[capture.Role]string, hosts [2]string,
 	at time.Duration) [2]float64 {
-	var out [2]float64
-	for key, p := range pairs {
-		init, resp, ok := strings.Cut(key, ">")
+	return perHost(pairs, hostOf, hosts, func(p *PairCloses, end int) float64 {
 		rate := p.rate()
-		if !ok || rate == 0 {
-			continue
+		if rate == 0 {
+			return 0
 		}
-		held := min(at-p.First, TimeWaitLen).Seconds()
-		for _, end := range []struct {
-			role string
-			tw   int
-		}{{init, p.TWInitiator}, {resp, p.TWResponder}} {
-			for i, h := range hosts {
-				if hostOf[capture.Role(end.role)] == h {
-					out[i] += rate * float64(end.tw) / float64(p.Conns) * held
-				}
-			}
-		}
-	}
-	return out
+		tw := [2]int{p.TWInitiator, p.TWResponder}[end]
+		return rate * float64(tw) / float64(p.Conns) * min(at-p.First, TimeWaitLen).Seconds()
+	})
 }
 
 // countTW is the TIME_WAIT count each of hosts should hold at time at by the capture: over every role pair on
@@ -149,6 +138,15 @@ func predictTW(pairs map[string]*PairCloses, hostOf map[capture.Role]string, hos
 // host of that end.
 func countTW(pairs map[string]*PairCloses, hostOf map[capture.Role]string, hosts [2]string,
 	at time.Duration) [2]float64 {
+	return perHost(pairs, hostOf, hosts, func(p *PairCloses, end int) float64 {
+		return p.TWBetween(end, at-TimeWaitLen, at)
+	})
+}
+
+// perHost sums f over every role pair's two ends (0 initiator, 1 responder), credited to the one of hosts
+// that has the end's role.
+func perHost(pairs map[string]*PairCloses, hostOf map[capture.Role]string, hosts [2]string,
+	f func(p *PairCloses, end int) float64) [2]float64 {
 	var out [2]float64
 	for key, p := range pairs {
 		init, resp, ok := strings.Cut(key, ">")
@@ -158,7 +156,7 @@ func countTW(pairs map[string]*PairCloses, hostOf map[capture.Role]string, hosts
 		for end, role := range []string{init, resp} {
 			for i, h := range hosts {
 				if hostOf[capture.Role(role)] == h {
-					out[i] += p.TWBetween(end, at-TimeWaitLen, at)
+					out[i] += f(p, end)
 				}
 			}
 		}
@@ -166,13 +164,18 @@ func countTW(pairs map[string]*PairCloses, hostOf map[capture.Role]string, hosts
 	return out
 }
 
-// twLimits reads hosts' tcp_max_tw_buckets from the cell's scenario and their TIME_WAIT overflow counts from
-// the cell's counters.json (zeros when the runner recorded none).
-func twLimits(in *Input, hosts [2]string) (limit [2]int, overflow [2]int64) {
+// readCounters reads the cell's counters.json (nil when the runner recorded none).
+func readCounters(dir string) map[string]map[string]int64 {
 	var counters map[string]map[string]int64
-	if b, err := os.ReadFile(filepath.Join(in.Dir, results.CountersFile)); err == nil {
+	if b, err := os.ReadFile(filepath.Join(dir, results.CountersFile)); err == nil {
 		_ = json.Unmarshal(b, &counters)
 	}
+	return counters
+}
+
+// twLimits gives hosts' tcp_max_tw_buckets from the cell's scenario and their TIME_WAIT overflow counts from
+// the cell's counters (zeros where there are none).
+func twLimits(in *Input, counters map[string]map[string]int64, hosts [2]string) (limit [2]int, overflow [2]int64) {
 	for i, h := range hosts {
 		overflow[i] = counters[h]["TcpExt.TCPTimeWaitOverflow"]
 		for _, sh := range in.Cell.Scenario.Hosts {
