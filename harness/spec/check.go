@@ -47,7 +47,7 @@ const (
 // The result is nil or an *Error holding every problem, sorted by line, with the file and line Parse
 // recorded (none for a scenario built in code).
 func Check(s *Scenario, voc Vocabulary) error {
-	c := newChecker(&validator{file: s.File, lines: s.lines}, voc, s)
+	c := newChecker(&validator{file: s.File, lines: s.rowLines()}, voc, s)
 	c.services()
 	c.workload()
 	c.reload()
@@ -56,6 +56,7 @@ func Check(s *Scenario, voc Vocabulary) error {
 	if len(c.problems) == 0 {
 		return nil
 	}
+	c.problems = s.located(c.problems)
 	sort.SliceStable(c.problems, func(i, j int) bool { return c.problems[i].Line < c.problems[j].Line })
 	return &Error{Problems: c.problems}
 }

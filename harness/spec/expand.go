@@ -41,6 +41,7 @@ func Expand(s *Scenario, long bool) []Cell {
 				Scenario:    sc,
 				Mitigations: slices.Clone(row.Mitigations),
 				Seed:        cellSeed(s.Seed, row.Name, rep),
+				Axes:        maps.Clone(row.Axes),
 			})
 		}
 	}
@@ -100,7 +101,8 @@ func interleave(seed int64, base *Scenario, rows []CellSpec, rounds int) []Cell 
 			sc := clone(base)
 			apply(&sc, &row)
 			cells = append(cells, Cell{Name: row.Name, Rep: round, Scenario: sc,
-				Mitigations: slices.Clone(row.Mitigations), Seed: cellSeed(seed, row.Name, round)})
+				Mitigations: slices.Clone(row.Mitigations), Seed: cellSeed(seed, row.Name, round),
+				Axes: maps.Clone(row.Axes)})
 		}
 	}
 	return cells
@@ -248,7 +250,10 @@ func clone(s *Scenario) Scenario {
 		c.Matrix[i].Services = cloneNested(row.Services)
 		c.Matrix[i].WorkloadOptions = maps.Clone(row.WorkloadOptions)
 		c.Matrix[i].Replace = cloneReplace(row.Replace)
+		c.Matrix[i].Axes = maps.Clone(row.Axes)
 	}
+	c.Axes = cloneAxes(s.Axes)
+	c.Exclude = slices.Clone(s.Exclude)
 	if s.Long != nil {
 		l := *s.Long
 		l.Sysctls = cloneNested(s.Long.Sysctls)

@@ -46,8 +46,10 @@ func Parse(file string, data []byte) (*Scenario, error) {
 	s.File = file
 	s.lines = d.lines
 	v := &validator{file: file, lines: d.lines, bad: d.bad}
+	v.expandAxes(s)
+	v.lines = s.rowLines()
 	v.run(s)
-	problems := append(d.problems, v.problems...)
+	problems := s.located(append(d.problems, v.problems...))
 	if len(problems) > 0 {
 		sort.SliceStable(problems, func(i, j int) bool { return problems[i].Line < problems[j].Line })
 		return nil, &Error{Problems: problems}

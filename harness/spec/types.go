@@ -25,7 +25,13 @@ type Scenario struct {
 	Workload Workload  `yaml:"workload"`
 	Reload   *Reload   `yaml:"reload"`
 	// Matrix lists the cells; each overrides parts of the base scenario. Empty means one cell named "default".
+	// When Axes are given, Parse puts the cells of their product first and the rows written here after them.
 	Matrix []CellSpec `yaml:"matrix"`
+	// Axes are named dimensions of the matrix (axes.go): their product gives one cell per combination of
+	// levels, named by the levels joined with "." (e.g. legacy.rate1000.tcp_tw_reuse-1).
+	Axes []Axis `yaml:"axes"`
+	// Exclude drops the product's cells that match an entry: every axis it names at the level it gives.
+	Exclude []map[string]string `yaml:"exclude"`
 	// Reference names the cell the other cells are compared with (comparisons, p-values); optional.
 	Reference string `yaml:"reference"`
 	// Long overrides applied in long (nightly) mode.
@@ -42,6 +48,13 @@ type Scenario struct {
 
 	// File is the path the scenario was loaded from (not decoded).
 	File string `yaml:"-"`
+
+	// origins says, for each matrix row the axes generated (nil for a row written in the file), which
+	// axis level set which of its fields, so problems name the level (axes.go).
+	origins  []*rowOrigin
+	axesDone bool // the axes' cells are in Matrix
+	// expectFrom maps each claim to the index it had in the file, once AddAxis crossed them (nil: the same).
+	expectFrom []int
 
 	// lines maps the field paths Parse read (e.g. "services[1].kind") to their line, so that Check can
 	// name lines too. Nil for a scenario built in code.
@@ -217,6 +230,9 @@ type CellSpec struct {
 	// Replace swaps services for another kind in this cell, by service name (see ServiceReplace). The
 	// row's services options and reload strategy then apply to the replacement.
 	Replace map[string]ServiceReplace `yaml:"replace"`
+
+	// Axes is the level of each axis for a row the axes generated (axis name -> level name); nil otherwise.
+	Axes map[string]string `yaml:"-"`
 }
 
 // ServiceReplace is what a matrix row puts in place of a service in its cell. Kind is required. Host and
@@ -283,4 +299,6 @@ type Cell struct {
 	Scenario    Scenario
 	Mitigations []string
 	Seed        int64 // derived from the scenario seed, the cell name and the repetition
+	// Axes is the cell's level on each axis (axis name -> level name); nil for a cell not from axes.
+	Axes map[string]string
 }

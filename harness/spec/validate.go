@@ -86,9 +86,10 @@ func (s Service) IsProxy() bool { return s.Proxy }
 // line. Call Check next, as after Parse.
 func Validate(s *Scenario) error {
 	v := &validator{file: s.File}
+	v.expandAxes(s)
 	v.run(s)
 	if len(v.problems) > 0 {
-		return &Error{Problems: v.problems}
+		return &Error{Problems: s.located(v.problems)}
 	}
 	return nil
 }
