@@ -29,6 +29,11 @@ const usage = `usage:
   faultlab report [--format md|json] [--out FILE] RUN_DIR
                                    rebuild a run's report from its records: rewrite results.json and
                                    table.md (default), or render one format to stdout or FILE
+  faultlab baseline save RUN_DIR --to PATH
+                                   store a compact baseline of a run (counts, intervals, environment)
+  faultlab compare [flags] BASELINE RUN_DIR
+                                   per cell and metric: better, same, worse or inconclusive; exit 1
+                                   on worse, 2 when the run cannot be compared (docs/reports.md)
   faultlab clean                   remove namespaces and processes left by crashed runs
   faultlab version
 Flags may follow the arguments (faultlab run FILE --long); after -- everything is an argument.
@@ -54,6 +59,10 @@ func main() {
 		err = cmdExec(ctx, os.Args[2:])
 	case "report":
 		err = cmdReport(os.Args[2:])
+	case "baseline":
+		err = cmdBaseline(os.Args[2:])
+	case "compare":
+		err = cmdCompare(os.Args[2:])
 	case "clean":
 		err = cmdClean(ctx)
 	case "version":

@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -101,14 +102,7 @@ func parseReportArgs(args []string, out io.Writer) (*reportArgs, error) {
 }
 
 // formats are the names of the report renderers, sorted.
-func formats() []string {
-	names := make([]string, 0, len(results.Renderers))
-	for n := range results.Renderers {
-		names = append(names, n)
-	}
-	slices.Sort(names)
-	return names
-}
+func formats() []string { return slices.Sorted(maps.Keys(results.Renderers)) }
 
 // writeFileAtomic writes path through a temporary file in its directory, renamed into place once complete.
 func writeFileAtomic(path string, data []byte) error {
