@@ -10,7 +10,7 @@ TEST_FLAGS ?= -p 1 -count=1 -timeout 60m
 VERSION := $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X github.com/faultlab/faultlab/harness/runner.Version=$(VERSION)
 
-.PHONY: all deps build tengine reload test test-images test-short bench bench-memory stability fuzz clean lab-clean
+.PHONY: all deps build tengine reload test test-images test-short bench bench-memory stability fuzz clean lab-clean report-chromium report-screenshot nightly
 all: build
 
 include Makefile.images
@@ -85,3 +85,20 @@ lab-clean: build
 
 clean:
 	rm -rf bin
+
+## report-screenshot: open the HTML report of a run directory (RUN=runs/reload/<id>; default: the newest run
+## of scenarios/reload.yaml under runs/) in headless Chromium (Debian's chromium package, installed here when
+## missing), check that every plot loaded, and save a PNG screenshot (SHOT, default docs/img/report-reload.png)
+RUN ?=
+SHOT ?= docs/img/report-reload.png
+report-chromium:
+	@command -v chromium >/dev/null || { echo "make report-chromium: installing chromium"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+			chromium fonts-liberation >/dev/null; }
+report-screenshot: build report-chromium
+	bash scripts/report-screenshot.sh "$(RUN)" "$(SHOT)"
+
+## nightly: the nightly regression (scripts/nightly.sh): every scenario in long mode, compared with
+## results/baselines/, HTML reports, JUnit and failing cells' pcaps under NIGHTLY_OUT (default nightly-out)
+nightly: deps build tengine
+	bash scripts/nightly.sh

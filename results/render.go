@@ -14,8 +14,15 @@ type Renderer func(w io.Writer, r *Report) error
 
 // Renderers are the report formats by name: the one table where the choice is made.
 var Renderers = map[string]Renderer{
-	"json": JSON,
-	"md":   Markdown,
+	"json":  JSON,
+	"md":    Markdown,
+	"junit": JUnit,
+}
+
+// DirRenderers are the formats that read the run directory as well as its report: the HTML page's plots
+// read the records, reloads and socket-state series.
+var DirRenderers = map[string]func(w io.Writer, r *Report, runDir string) error{
+	"html": HTML,
 }
 
 // outputs are the files WriteOutputs writes into a run directory, and the renderer of each.

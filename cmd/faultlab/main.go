@@ -26,7 +26,7 @@ const usage = `usage:
   faultlab exec [--run ID] HOST [--] CMD [ARGS...]
                                    run this machine's CMD in the network namespace of a host of a
                                    running lab (up or run; netns or docker backend)
-  faultlab report [--format md|json] [--out FILE] RUN_DIR
+  faultlab report [--format md|json|junit|html] [--out FILE] RUN_DIR
                                    rebuild a run's report from its records: rewrite results.json and
                                    table.md (default), or render one format to stdout or FILE
   faultlab baseline save RUN_DIR --to PATH

@@ -6,7 +6,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -15,7 +14,7 @@ import (
 	"github.com/faultlab/faultlab/results"
 )
 
-const reportUsage = `usage: faultlab report [--format FORMAT] [--out FILE] RUN_DIR
+const reportUsage = `usage: faultlab report [--format md|json|junit|html] [--out FILE] RUN_DIR
 
 Rebuilds the report of a run directory from what it recorded (run.json, each cell's cell.json and
 records.jsonl). Without --format and --out it rewrites RUN_DIR/results.json and RUN_DIR/table.md, as the run
@@ -60,6 +59,9 @@ func report(a *reportArgs, w io.Writer) error {
 		return err
 	}
 	render := results.Renderers[a.format]
+	if dr := results.DirRenderers[a.format]; dr != nil {
+		render = func(w io.Writer, r *results.Report) error { return dr(w, r, a.dir) }
+	}
 	if a.out == "" {
 		return render(w, rep)
 	}
@@ -91,18 +93,31 @@ func parseReportArgs(args []string, out io.Writer) (*reportArgs, error) {
 	a.dir = fs.Arg(0)
 	if a.format == "" && a.out != "" {
 		a.format = "md"
-		if ext := strings.TrimPrefix(filepath.Ext(a.out), "."); results.Renderers[ext] != nil {
+		if ext := strings.TrimPrefix(filepath.Ext(a.out), "."); slices.Contains(formats(), ext) {
 			a.format = ext
 		}
 	}
-	if a.format != "" && results.Renderers[a.format] == nil {
+	if a.format != "" && !slices.Contains(formats(), a.format) {
 		return nil, fmt.Errorf("report: unknown format %q (formats: %s)", a.format, strings.Join(formats(), ", "))
 	}
 	return a, nil
 }
 
 // formats are the names of the report renderers, sorted.
-func formats() []string { return slices.Sorted(maps.Keys(results.Renderers)) }
+func formats() []string {
+	return slices.Sorted(func(yield func(string) bool) {
+		for n := range results.Renderers {
+			if !yield(n) {
+				return
+			}
+		}
+		for n := range results.DirRenderers {
+			if !yield(n) {
+				return
+			}
+		}
+	})
+}
 
 // writeFileAtomic writes path through a temporary file in its directory, renamed into place once complete.
 func writeFileAtomic(path string, data []byte) error {
@@ -119,4 +134,13 @@ func writeFileAtomic(path string, data []byte) error {
 		return fmt.Errorf("write %s: %w", path, err)
 	}
 	return nil
+}
+
+// writeRunJUnit writes the report's verdicts as JUnit XML to path (faultlab run --junit).
+func writeRunJUnit(path string, rep *results.Report) error {
+	var buf bytes.Buffer
+	if err := results.JUnit(&buf, rep); err != nil {
+		return err
+	}
+	return writeFileAtomic(path, buf.Bytes())
 }

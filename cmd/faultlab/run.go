@@ -20,6 +20,7 @@ import (
 
 type runFlags struct {
 	backend, out, cells string
+	junit               string // run: also write the claims as JUnit XML to this file
 	long                bool
 	seed                int64
 	quiet               bool
@@ -42,6 +43,7 @@ func parseRunFlags(name string, args []string) (*runFlags, string, error) {
 		fs.BoolVar(&f.untilDecided, "until-decided", false, "add interleaved rounds until every claim is decided "+
 			"or the budget is spent (group-sequential design)")
 		fs.DurationVar(&f.budget, "budget", runner.DefaultBudget, "with --until-decided: the time the rounds may take")
+		fs.StringVar(&f.junit, "junit", "", "also write the verdicts as JUnit XML to `FILE` (one test case per claim)")
 		fs.BoolVar(&f.acceptInconclusive, "accept-inconclusive", os.Getenv("FAULTLAB_ACCEPT_INCONCLUSIVE") == "1",
 			"exit 0 when claims end inconclusive (default: exit 3; env FAULTLAB_ACCEPT_INCONCLUSIVE=1)")
 	}
@@ -120,6 +122,11 @@ func cmdRun(ctx context.Context, args []string) error {
 	}
 	if kb := peakRSS(); kb > 0 {
 		fmt.Printf("peak RSS of faultlab (load generator included, daemons not): %d MB\n", kb/1024)
+	}
+	if f.junit != "" {
+		if err := writeRunJUnit(f.junit, rep); err != nil {
+			errs = append(errs, err)
+		}
 	}
 	if err := unmetClaims(rep.Verdicts, f.acceptInconclusive, len(errs) > 0); err != nil {
 		errs = append(errs, err)
