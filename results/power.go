@@ -90,3 +90,32 @@ func needed(c *Comparison, alpha float64, m int, unit string) (int, string) {
 	}
 	return more, s
 }
+
+// DetectableFraction is the smallest bad-window fraction p1 above p0 that a comparison of n windows against n
+// windows (a baseline and a run of the same length) finds worse with the given power at the one-sided level,
+// by the normal approximation SampleSize inverts (bisection on p1). With p0 == 0 the approximation does not
+// hold: use DetectableFromZero.
+func DetectableFraction(p0 float64, n int, level, power float64) float64 {
+	lo, hi := p0, 1.0
+	for range 60 {
+		mid := (lo + hi) / 2
+		if SampleSize(p0, mid, level, power) <= float64(n) {
+			hi = mid
+		} else {
+			lo = mid
+		}
+	}
+	return hi
+}
+
+// DetectableFromZero is the smallest number of bad windows in n that the one-sided Fisher exact test tells
+// from 0 of n at the level: a mitigation whose baseline never failed is found worse once the run has that
+// many bad windows (0 when n is too small for any count to be significant).
+func DetectableFromZero(n int, level float64) int {
+	for k := 1; k <= n; k++ {
+		if FisherLess(0, n, k, n) < level {
+			return k
+		}
+	}
+	return 0
+}
