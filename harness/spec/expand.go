@@ -161,6 +161,9 @@ func apply(sc *Scenario, row *CellSpec) {
 			h.Sysctls = merged(h.Sysctls, map[string]string{MigrateReqSysctl: "1"})
 		}
 	}
+	if row.ReloadInterval > 0 {
+		sc.Reload.Interval, sc.Reload.Jitter = row.ReloadInterval, row.ReloadJitter
+	}
 	if row.Reload == "none" {
 		sc.Reload = nil
 	}

@@ -123,6 +123,11 @@ type Reload struct {
 	// SynDrop is the window of the syn-drop mitigation: SYNs to the frontend are dropped from Before the
 	// reload starts until After it has completed (defaults 20ms and 100ms).
 	SynDrop SynDrop `yaml:"syn_drop"`
+	// SynHold is the window of the syn-hold mitigation: SYNs to the frontend are held (queued, not dropped)
+	// from up to Before the reload starts (waiting for the accept queues to drain) until the old listener
+	// has closed, at most After the reload has completed; then they are released in order (defaults 20ms
+	// and 100ms).
+	SynHold SynDrop `yaml:"syn_hold"`
 }
 
 // SynDrop is the window around each reload in which SYNs to the proxy's frontend port are dropped.
@@ -215,6 +220,10 @@ type CellSpec struct {
 	Reload string `yaml:"reload"`
 	// Mitigations, each one of the lab's (e.g. syn-drop, tcp_migrate_req).
 	Mitigations []string `yaml:"mitigations"`
+	// ReloadInterval and ReloadJitter override the reload storm's interval and jitter in this cell when
+	// ReloadInterval > 0 (a reload-rate sweep); the jitter is then ReloadJitter (0 when unset).
+	ReloadInterval time.Duration `yaml:"reload_interval"`
+	ReloadJitter   time.Duration `yaml:"reload_jitter"`
 	// Sysctls per host name, merged over the host's own.
 	Sysctls map[string]map[string]string `yaml:"sysctls"`
 	// Services overrides service options per service name.

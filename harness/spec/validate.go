@@ -154,6 +154,7 @@ func (v *validator) run(s *Scenario) {
 	v.workload(&s.Workload, hosts, services)
 	v.reload(s.Reload, services)
 	cells := v.matrix(s, hosts, services)
+	v.reloadFaults(s)
 	v.long(s.Long, hosts)
 	v.reference(s.Reference, cells)
 	v.expect(s.Expect, cells)

@@ -61,16 +61,8 @@ func (v *validator) reload(r *Reload, services map[string]*Service) {
 	if r.Jitter < 0 || r.Interval > 0 && r.Jitter >= r.Interval {
 		v.add("reload.jitter", "%s must be >= 0 and < interval (%s)", r.Jitter, r.Interval)
 	}
-	if !v.set("reload.syn_drop.before", r.SynDrop.Before != 0) {
-		r.SynDrop.Before = defaultBefore
-	} else if r.SynDrop.Before < 0 {
-		v.add("reload.syn_drop.before", "%s must be >= 0", r.SynDrop.Before)
-	}
-	if !v.set("reload.syn_drop.after", r.SynDrop.After != 0) {
-		r.SynDrop.After = defaultAfter
-	} else if r.SynDrop.After < 0 {
-		v.add("reload.syn_drop.after", "%s must be >= 0", r.SynDrop.After)
-	}
+	v.window("reload.syn_drop", &r.SynDrop)
+	v.window("reload.syn_hold", &r.SynHold)
 }
 
 // matrix checks the rows and returns the cell names expectations may refer to.
