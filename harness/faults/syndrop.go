@@ -98,21 +98,28 @@ func (s *SynDrop) Table() string { return s.table.Name }
 
 // rule is `tcp dport <port> tcp flags & (syn|ack) == syn counter name "syn_drops" drop`.
 func (s *SynDrop) rule() *nftables.Rule {
-	return &nftables.Rule{Table: s.table, Chain: s.chain, Exprs: []expr.Any{
+	return &nftables.Rule{Table: s.table, Chain: s.chain, Exprs: append(synMatch(s.port),
+		&expr.Objref{Type: int(nftables.ObjTypeCounter), Name: synDropCounter},
+		&expr.Verdict{Kind: expr.VerdictDrop},
+	)}
+}
+
+// synMatch is `tcp dport <port> tcp flags & (syn|ack) == syn`: a connection's first SYN (and its
+// retransmissions), not the SYN-ACK or anything of an established connection.
+func synMatch(port int) []expr.Any {
+	return []expr.Any{
 		// meta l4proto tcp
 		&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: 1},
 		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{unix.IPPROTO_TCP}},
 		// tcp dport <port>
 		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseTransportHeader, Offset: 2, Len: 2},
-		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: binaryutil.BigEndian.PutUint16(uint16(s.port))},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: binaryutil.BigEndian.PutUint16(uint16(port))},
 		// tcp flags & (syn | ack) == syn
 		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseTransportHeader, Offset: 13, Len: 1},
 		&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 1, Mask: []byte{tcpSYN | tcpACK},
 			Xor: []byte{0}},
 		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{tcpSYN}},
-		&expr.Objref{Type: int(nftables.ObjTypeCounter), Name: synDropCounter},
-		&expr.Verdict{Kind: expr.VerdictDrop},
-	}}
+	}
 }
 
 // TCP header flag bits (byte 13).
@@ -129,21 +136,33 @@ func (s *SynDrop) Before(ctx context.Context) error {
 	if err := s.add(); err != nil {
 		return err
 	}
-	deadline := time.Now().Add(s.before)
+	drained, err := waitDrained(ctx, s.h, s.port, s.before)
+	if err != nil {
+		return fmt.Errorf("syn-drop: %w", err)
+	}
+	if !drained {
+		s.undrained.Add(1)
+	}
+	return nil
+}
+
+// waitDrained waits, for at most limit, until the accept queues of the port's listeners in h are empty;
+// it reports whether they emptied.
+func waitDrained(ctx context.Context, h harness.NetnsHost, port int, limit time.Duration) (bool, error) {
+	deadline := time.Now().Add(limit)
 	for {
-		queued, err := s.queued()
+		queued, err := acceptQueued(h, port)
 		if err != nil {
-			return err
+			return false, err
 		}
 		if queued == 0 {
-			return nil
+			return true, nil
 		}
 		if !time.Now().Before(deadline) {
-			s.undrained.Add(1)
-			return nil
+			return false, nil
 		}
 		if err := sleep(ctx, drainPoll); err != nil {
-			return err
+			return false, err
 		}
 	}
 }
@@ -151,18 +170,18 @@ func (s *SynDrop) Before(ctx context.Context) error {
 // drainPoll is the interval between two looks at the accept queues.
 const drainPoll = time.Millisecond
 
-// queued is the number of connections waiting in the accept queues of the port's listeners.
-func (s *SynDrop) queued() (int, error) {
+// acceptQueued is the number of connections waiting in the accept queues of the port's listeners in h.
+func acceptQueued(h harness.NetnsHost, port int) (int, error) {
 	n := 0
-	err := s.h.Do(func() error {
+	err := h.Do(func() error {
 		return harness.DiagTCP(1<<harness.TCPListen, func(d *harness.DiagSocket) {
-			if int(d.Local.Port()) == s.port {
+			if int(d.Local.Port()) == port {
 				n += int(d.RQueue)
 			}
 		})
 	})
 	if err != nil {
-		return 0, fmt.Errorf("syn-drop on %s: accept queues: %w", s.h.Name(), err)
+		return 0, fmt.Errorf("on %s: accept queues: %w", h.Name(), err)
 	}
 	return n, nil
 }

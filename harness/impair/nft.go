@@ -50,16 +50,21 @@ type nftRules struct {
 // counterID says what a named counter counts: kind "loss" or "queue", for a path key.
 type counterID struct{ kind, key string }
 
-// openNFT creates the table and chain and finds which queue flavour the kernel takes.
+// openNFT creates the table and its forward chain and finds which queue flavour the kernel takes.
 func openNFT(nsFD int, name string, queueNum uint16) (*nftRules, error) {
+	return openNFTHook(nsFD, name, queueNum, "forward", nftables.ChainHookForward)
+}
+
+// openNFTHook is openNFT with a chain of another name and hook (a gate's input chain).
+func openNFTHook(nsFD int, name string, queueNum uint16, chain string, hook *nftables.ChainHook) (*nftRules, error) {
 	conn, err := nftables.New(nftables.WithNetNSFd(nsFD), nftables.AsLasting())
 	if err != nil {
 		return nil, fmt.Errorf("nftables in router: %w", err)
 	}
 	n := &nftRules{conn: conn, queueNum: queueNum, counters: map[string]counterID{},
 		table: &nftables.Table{Name: name, Family: nftables.TableFamilyIPv4}}
-	n.chain = &nftables.Chain{Name: "forward", Table: n.table, Type: nftables.ChainTypeFilter,
-		Hooknum: nftables.ChainHookForward, Priority: nftables.ChainPriorityFilter}
+	n.chain = &nftables.Chain{Name: chain, Table: n.table, Type: nftables.ChainTypeFilter,
+		Hooknum: hook, Priority: nftables.ChainPriorityFilter}
 	conn.AddTable(n.table)
 	conn.AddChain(n.chain)
 	if err := conn.Flush(); err != nil {
@@ -181,6 +186,11 @@ func (n *nftRules) queueExprs(p nftPath, counted bool) []expr.Any {
 	if counted {
 		e = append(e, &expr.Objref{Type: unix.NFT_OBJECT_COUNTER, Name: counterName("queue", p.key)})
 	}
+	return n.queueTo(e)
+}
+
+// queueTo appends `queue num N bypass`, in the engine's flavour, to a rule's match.
+func (n *nftRules) queueTo(e []expr.Any) []expr.Any {
 	if n.flavour == queueNative {
 		return append(e, &expr.Queue{Num: n.queueNum, Total: 1, Flag: expr.QueueFlagBypass})
 	}

@@ -76,6 +76,11 @@ type queueProgram struct {
 	priority string    // the releaser thread's scheduling
 
 	done chan struct{} // closed when the releaser has exited
+
+	// gated: the program is a gate (gate.go), not a delay line: while holding, every packet is held until
+	// the gate opens; otherwise it is let through at once.
+	gated   bool
+	holding atomic.Bool
 }
 
 // releaseStats are the releaser's counters.
@@ -110,13 +115,14 @@ type queueConfig struct {
 	num     uint16
 	maxLen  uint32
 	sockBuf int
+	gated   bool // a gate (gate.go) rather than a delay line
 }
 
 // startQueue opens the queue on a thread inside the router namespace, binds it and starts both loops.
 func startQueue(router harness.NetnsHost, cfg queueConfig) (*queueProgram, error) {
 	q := &queueProgram{epoch: time.Now(), num: cfg.num, router: router, states: map[string]*pathState{},
 		rng: rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64())), ring: newRing(cfg.maxLen),
-		done: make(chan struct{})}
+		done: make(chan struct{}), gated: cfg.gated}
 	q.sleepUntil.Store(noDue)
 	q.paths.Store(&pathTable{from: map[uint32]*pathState{}, to: map[uint32]*pathState{}})
 	efd, err := unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK)
@@ -246,6 +252,10 @@ func (q *queueProgram) onPacket(a nfqueue.Attribute) int {
 		q.gaps.Add(uint64(id - q.lastID - 1))
 	}
 	q.lastID, q.haveID = id, true
+	if q.gated {
+		q.pushArrival(arrival{id: id, due: now, held: q.holding.Load()}, lag)
+		return 0
+	}
 	t := q.paths.Load()
 	var hops [2]*pathState
 	if a.InDev != nil {
@@ -305,7 +315,18 @@ func (q *queueProgram) burstLoss(st *pathState, cfg *pathCfg) bool {
 // (The releaser publishes its target before it last looks at the ring, so one of the two sees the
 // other: no wake-up is lost.)
 func (q *queueProgram) push(id uint32, due int64, drop bool, lag time.Duration) {
-	q.ring.put(arrival{id: id, drop: drop, due: due})
+	q.pushArrival(arrival{id: id, drop: drop, due: due}, lag)
+}
+
+// pushArrival is push for any arrival; a held one counts as due at heldDue (beyond every real due time,
+// before noDue), so that it still wakes a releaser that sleeps with nothing to do, which then sees
+// whether the gate has opened meanwhile.
+func (q *queueProgram) pushArrival(a arrival, lag time.Duration) {
+	q.ring.put(a)
+	due := a.due
+	if a.held {
+		due = heldDue
+	}
 	for {
 		cur := q.sleepUntil.Load()
 		if due >= cur {

@@ -12,7 +12,12 @@ type pending struct {
 	nextSeq uint64
 	heap    dueHeap
 	popped  []uint64 // scratch: sequence numbers released by the current collect
+	held    int      // packets held by a shut gate (due heldDue in the heap)
 }
+
+// heldDue is the heap's due time of a packet a shut gate holds: later than any real due time, so the
+// gate's packets wait behind everything else until releaseHeld gives them a real one.
+const heldDue = noDue - 1
 
 type entry struct {
 	id       uint32
@@ -46,6 +51,27 @@ func (p *pending) push(id uint32, due int64, drop bool) {
 	p.ring = append(p.ring, entry{id: id, due: due, drop: drop})
 	p.heap.push(heapItem{due: due, seq: p.nextSeq})
 	p.nextSeq++
+}
+
+// pushHeld holds a packet that arrived at arrived until releaseHeld. Its entry keeps the arrival time as
+// its due time, so that its lateness when released is the time it was held.
+func (p *pending) pushHeld(id uint32, arrived int64) {
+	p.ring = append(p.ring, entry{id: id, due: arrived})
+	p.heap.push(heapItem{due: heldDue, seq: p.nextSeq})
+	p.nextSeq++
+	p.held++
+}
+
+// releaseHeld makes every held packet due at now (they leave in arrival order: equal due times leave by
+// sequence).
+func (p *pending) releaseHeld(now int64) {
+	for i := range p.heap {
+		if p.heap[i].due == heldDue {
+			p.heap[i].due = now
+		}
+	}
+	p.heap.init()
+	p.held = 0
 }
 
 // nextDue is the earliest due time held.
@@ -136,26 +162,37 @@ func (h *dueHeap) push(it heapItem) {
 	}
 }
 
+// init restores the heap order after due times changed.
+func (h dueHeap) init() {
+	for i := len(h)/2 - 1; i >= 0; i-- {
+		h.down(i)
+	}
+}
+
+func (h dueHeap) down(i int) {
+	for {
+		l, r, m := 2*i+1, 2*i+2, i
+		if l < len(h) && h.less(l, m) {
+			m = l
+		}
+		if r < len(h) && h.less(r, m) {
+			m = r
+		}
+		if m == i {
+			return
+		}
+		h[i], h[m] = h[m], h[i]
+		i = m
+	}
+}
+
 func (h *dueHeap) pop() heapItem {
 	s := *h
 	top := s[0]
 	last := len(s) - 1
 	s[0] = s[last]
 	s = s[:last]
-	for i := 0; ; {
-		l, r, m := 2*i+1, 2*i+2, i
-		if l < len(s) && s.less(l, m) {
-			m = l
-		}
-		if r < len(s) && s.less(r, m) {
-			m = r
-		}
-		if m == i {
-			break
-		}
-		s[i], s[m] = s[m], s[i]
-		i = m
-	}
+	s.down(0)
 	*h = s
 	return top
 }

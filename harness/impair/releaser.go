@@ -41,10 +41,19 @@ func (q *queueProgram) releaser() {
 	var v verdicts
 	fds := []unix.PollFd{{Fd: int32(q.efd), Events: unix.POLLIN}}
 	var buf [8]byte
-	take := func(a arrival) { q.pend.push(a.id, a.due, a.drop) }
+	take := func(a arrival) {
+		if a.held {
+			q.pend.pushHeld(a.id, a.due)
+		} else {
+			q.pend.push(a.id, a.due, a.drop)
+		}
+	}
 	for {
 		q.ring.drain(take)
 		now := q.now()
+		if q.pend.held > 0 && !q.holding.Load() {
+			q.pend.releaseHeld(now)
+		}
 		q.pend.collect(now+releaseEarly, &v)
 		next, ok := q.pend.nextDue()
 		if !ok {

@@ -11,6 +11,7 @@ import (
 type arrival struct {
 	id   uint32
 	drop bool
+	held bool // held by a shut gate (gate.go): due is its arrival time, and it waits for the gate to open
 	due  int64
 }
 

@@ -20,6 +20,7 @@ import (
 // sysctl on the reloaded proxy's host, which spec.Expand sets).
 var mitigations = map[string]func(c *cellRun, sv spec.Service) (faults.Around, func() error, error){
 	"syn-drop":        synDrop,
+	"syn-hold":        synHold,
 	"tcp_migrate_req": nil,
 }
 
@@ -154,6 +155,31 @@ func synDrop(c *cellRun, sv spec.Service) (faults.Around, func() error, error) {
 			c.note("syn-drop: %d SYNs dropped around reloads", n)
 		}
 		return nil
+	}, nil
+}
+
+// synHold holds SYNs to the reloaded proxy's frontend port around each reload and lets them through once
+// the old listener has closed. The engine that held them (and why not the plug qdisc) and the hold times
+// go to the cell's info ("syn_hold") and notes.
+func synHold(c *cellRun, sv spec.Service) (faults.Around, func() error, error) {
+	rl := c.cell.Scenario.Reload
+	h := c.env.Host(sv.Host).(harness.NetnsHost)
+	sh, err := faults.NewSynHold(h, harness.PrefixBase+c.r.ID, sv.Port, rl.SynHold.Before, rl.SynHold.After)
+	if err != nil {
+		return nil, nil, fmt.Errorf("on %s: %w", sv.Host, err)
+	}
+	c.env.Cleanup.Add("syn-hold gate", sh.Close)
+	return sh, func() error {
+		err := sh.Close()
+		st := sh.Stats()
+		c.setInfo("syn_hold", st)
+		c.note("syn-hold: engine %s (%s); %d holds, hold p50 %s p99 %s max %s; %d undrained, %d unclosed",
+			st.Engine, st.PlugUnavailable, st.Holds, st.HoldP50, st.HoldP99, st.HoldMax, st.Undrained, st.Unclosed)
+		if q := st.Queue; q != nil {
+			c.note("syn-hold: %d SYNs held (%d seen, %d overflow), held p50 %s p99 %s max %s", q.Queued, q.Seen,
+				q.Overflow, q.LateP50, q.LateP99, q.LateMax)
+		}
+		return err
 	}, nil
 }
 
