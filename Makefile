@@ -38,6 +38,13 @@ build:
 reload: deps build
 	./bin/faultlab run scenarios/reload.yaml
 
+## reload-sweep: every reload mitigation at one reload every 5 s, 1 s, 250 ms and 100 ms and at 1,000 and 3,000
+## new connections/s (scenarios/reload-sweep-*.yaml, long mode, about 26 minutes); prints each interval's table
+## and ranking and writes them to runs/reload-sweep/<interval>.md (docs/reload.md shows them)
+reload-sweep: deps build
+	mkdir -p runs/reload-sweep
+	FAULTLAB_LONG=1 FAULTLAB_SWEEP_OUT=$(CURDIR)/runs/reload-sweep $(GO) test -count=1 ./scenarios -run TestReloadSweep -v -timeout 2h
+
 ## test: everything (privileged tests need root), one package at a time; the docker backend's tests need
 ## the lab's images, built offline once (`make images`, a few minutes) when a Docker engine answers
 test: deps tengine test-images
