@@ -42,7 +42,11 @@ type htmlRow struct {
 func htmlRows(r *Report) []htmlRow {
 	var rows []htmlRow
 	for _, c := range r.Cells {
-		row := htmlRow{Cell: c.Name, Mitigation: strings.Join(append([]string{c.Strategy}, c.Mitigations...), " + ")}
+		parts := c.Mitigations
+		if c.Strategy != "" {
+			parts = append([]string{c.Strategy}, parts...)
+		}
+		row := htmlRow{Cell: c.Name, Mitigation: strings.Join(parts, " + ")}
 		if st := c.Stats; st != nil {
 			row.Attempts, row.Failures, row.Resets = commas(st.Attempts), commas(st.Failures), commas(st.Resets)
 			row.Rate = fmtPct(st.FailureRate)

@@ -384,6 +384,9 @@ func decideRegress(rs []RegressResult, o RegressOptions) {
 			r.RunBad, r.RunWindows)
 		ci := fmt.Sprintf("odds ratio %.3g, %g%% interval [%.3g, %s]", r.OddsRatio, 100*(1-2*o.Alpha),
 			r.OddsRatioCI.Lo, fmtHi(r.OddsRatioCI.Hi))
+		if r.Dispersion > 1 {
+			ci += fmt.Sprintf(" (counts divided by the rounds' dispersion %.2f)", r.Dispersion)
+		}
 		switch {
 		case hw[i].Reject:
 			r.Status = RegressWorse
