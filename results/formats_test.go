@@ -102,3 +102,30 @@ func TestHTMLStructure(t *testing.T) {
 		t.Errorf("the page refers to the network; it must be self-contained")
 	}
 }
+
+// TestZeroWindowFigure reads the zero_window analysis's result as that analysis writes it (a list, one per
+// capturing host, with the counts inline) and plots the fraction per cell; cells without it are left out.
+func TestZeroWindowFigure(t *testing.T) {
+	r := &Report{Cells: []CellReport{
+		{Name: "buf16k", Analyses: []AnalysisResult{{Name: "zero_window",
+			Result: []byte(`[{"host":"proxy","conns":42,"with_zero_window":24,"fraction":0.571}]`)}}},
+		{Name: "buf1m", Analyses: []AnalysisResult{{Name: "zero_window",
+			Result: []byte(`[{"host":"proxy","conns":42,"with_zero_window":0,"fraction":0}]`)}}},
+		{Name: "no-analysis"},
+	}}
+	f, ok, why, err := zeroWindowFigure(r)
+	if err != nil || !ok {
+		t.Fatalf("no figure: %v %s", err, why)
+	}
+	if f.ID != "zero-window" || !strings.HasPrefix(f.URI, "data:image/svg+xml;base64,") {
+		t.Errorf("figure %s %.40s", f.ID, f.URI)
+	}
+	svg, err := base64.StdEncoding.DecodeString(strings.TrimPrefix(f.URI, "data:image/svg+xml;base64,"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Contains(svg, []byte("buf16k")) || !bytes.Contains(svg, []byte("buf1m")) ||
+		bytes.Contains(svg, []byte("no-analysis")) {
+		t.Errorf("the plot's cells are not buf16k and buf1m only")
+	}
+}
