@@ -50,7 +50,7 @@ func (v *validator) reloadFaults(s *Scenario) {
 func (v *validator) rowReload(p string, row *CellSpec, r *Reload) {
 	interval, jitter, where := r.Interval, r.Jitter, "reload.interval"
 	if v.set(p+".reload_interval", row.ReloadInterval != 0) {
-		interval, jitter, where = row.ReloadInterval, row.ReloadJitter, p+".reload_interval"
+		interval, jitter, where = row.ReloadInterval, row.ReloadJitter, "the row's reload_interval"
 		if row.ReloadInterval <= 0 {
 			v.add(p+".reload_interval", "%s must be > 0", row.ReloadInterval)
 			return

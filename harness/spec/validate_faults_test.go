@@ -28,7 +28,7 @@ func TestReloadWindows(t *testing.T) {
 			tail: "matrix:\n  - {name: hold, mitigations: [syn-hold], reload_interval: 1s, reload_jitter: 200ms}\n"},
 		{name: "row_interval_too_short", edits: []string{"  jitter: 0s", "  jitter: 0s\n  syn_drop: {before: 50ms, after: 30ms}"},
 			tail: "matrix:\n  - {name: drop, mitigations: [syn-drop], reload_interval: 100ms, reload_jitter: 30ms}\n",
-			want: []string{`t.yaml:29: matrix[0].mitigations[0]: syn-drop's window (reload.syn_drop before 50ms + after 30ms = 80ms) is longer than the shortest gap between this cell's reloads (matrix[0].reload_interval 100ms - jitter 30ms = 70ms): it would cover the next reload's window too; shorten reload.syn_drop or give the row a longer reload_interval`}},
+			want: []string{`t.yaml:29: matrix[0].mitigations[0]: syn-drop's window (reload.syn_drop before 50ms + after 30ms = 80ms) is longer than the shortest gap between this cell's reloads (the row's reload_interval 100ms - jitter 30ms = 70ms): it would cover the next reload's window too; shorten reload.syn_drop or give the row a longer reload_interval`}},
 		{name: "row_interval_bad", tail: `matrix:
   - {name: a, reload_interval: -1s}
   - {name: b, reload_interval: 1s, reload_jitter: 1s}
@@ -38,6 +38,20 @@ func TestReloadWindows(t *testing.T) {
 			`t.yaml:28: matrix[0].reload_interval: -1s must be > 0`,
 			`t.yaml:29: matrix[1].reload_jitter: 1s must be >= 0 and < reload_interval (1s)`,
 			`t.yaml:30: matrix[2].reload_jitter: set without reload_interval (the storm's jitter is reload.jitter)`,
+		}},
+		// Axes: a level's reload_interval reaches its cells, and each generated cell is checked.
+		{name: "axes", tail: `axes:
+  - name: every
+    levels:
+      - {name: fast, reload_interval: 100ms}
+      - {name: slow, reload_interval: 5s, reload_jitter: 1s}
+  - name: mit
+    levels:
+      - {name: drop, mitigations: [syn-drop]}
+      - {name: hold, mitigations: [syn-hold]}
+`, want: []string{
+			`t.yaml:34: axes[1].levels[0].mitigations[0]: syn-drop's window (reload.syn_drop before 20ms + after 100ms = 120ms) is longer than the shortest gap between this cell's reloads (the row's reload_interval 100ms - jitter 0s = 100ms): it would cover the next reload's window too; shorten reload.syn_drop or give the row a longer reload_interval`,
+			`t.yaml:35: axes[1].levels[1].mitigations[0]: syn-hold's window (reload.syn_hold before 20ms + after 100ms = 120ms) is longer than the shortest gap between this cell's reloads (the row's reload_interval 100ms - jitter 0s = 100ms): it would cover the next reload's window too; shorten reload.syn_hold or give the row a longer reload_interval`,
 		}},
 		{name: "hold_negative", edits: []string{"  jitter: 0s", "  jitter: 0s\n  syn_hold: {after: -1ms}"},
 			want: []string{`t.yaml:27: reload.syn_hold.after: -1ms must be >= 0`}},
