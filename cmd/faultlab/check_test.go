@@ -120,7 +120,7 @@ func checkCases() []checkCase {
 		{name: "unknown_strategy", base: "reload.yaml", old: "    reload: legacy\n", new: "    reload: graceful\n",
 			field: "services[1].reload", want: []string{`"graceful" is not one of legacy, `, "socket-transfer, master-worker"}},
 		{name: "unknown_mitigation", base: "reload.yaml", old: "mitigations: [syn-drop]", new: "mitigations: [syn-dropp]",
-			field: "matrix[5].mitigations[0]", want: []string{`"syn-dropp" is not one of syn-drop, tcp_migrate_req`}},
+			field: "matrix[5].mitigations[0]", want: []string{`"syn-dropp" is not one of syn-drop, syn-hold, tcp_migrate_req`}},
 		{name: "row_unknown_option", base: "exhaustion.yaml", old: "services: {lb: {source:", new: "services: {lb: {sourc:",
 			field: "matrix[5].services[lb][sourc]", want: []string{`unknown option "sourc" for haproxy; allowed: `, " source, sources, "}},
 		{name: "workload_option_value", inline: strings.Replace(inlineHTTP, "kind: http", "kind: check", 1) +
