@@ -10,7 +10,7 @@ TEST_FLAGS ?= -p 1 -count=1 -timeout 60m
 VERSION := $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X github.com/faultlab/faultlab/harness/runner.Version=$(VERSION)
 
-.PHONY: all deps build tengine reload test test-images test-short bench bench-memory stability fuzz clean lab-clean report-chromium report-screenshot nightly
+.PHONY: all deps build tengine reload test test-images vm-image test-vm test-short bench bench-memory stability fuzz clean lab-clean report-chromium report-screenshot nightly
 all: build
 
 include Makefile.images
@@ -50,6 +50,19 @@ reload-sweep: deps build
 test: deps tengine test-images
 	$(GO) vet ./...
 	$(GO) test $(TEST_FLAGS) ./...
+
+## vm-image: the qemu guest of harness/vm (Debian's own kernel, which has sch_netem, and the lab's daemons),
+## built offline from this machine's apt sources by images/vm.sh (idempotent; FORCE=1 rebuilds)
+VM_SUITE ?= bookworm
+vm-image:
+	@SUITE=$(VM_SUITE) OUT=$(IMAGES_OUT) bash images/vm.sh
+
+## test-vm: the nightly tests on another kernel (FAULTLAB_VM=1): the netem engine's tests inside the guest,
+## Debian's own kernel with sch_netem (TestNetemInGuest), and the exhaustion family's sysctl semantics on this
+## kernel and the guest's (TestKernels; FAULTLAB_KERNELS_OUT=FILE writes its table); about 15 minutes
+test-vm: deps vm-image
+	FAULTLAB_VM=1 $(GO) test -p 1 -count=1 -timeout 60m -v -run '^(TestNetemInGuest|TestKernels)$$' \
+		./harness/impair ./scenarios
 
 test-images:
 	@if docker info >/dev/null 2>&1; then $(MAKE) --no-print-directory images; \

@@ -142,7 +142,11 @@ build_role() {
 	echo "$(date -u +%FT%TZ) $image:$SUITE $ver ${secs}s ($how)" >>"$OUT/build-times.log"
 }
 
-(($#)) || die "usage: $0 ROLE... (roles: haproxy nginx mariadb tools)"
+(($#)) || die "usage: $0 ROLE... (roles: haproxy nginx mariadb tools) | --sources FILE"
+if [[ $1 == --sources ]]; then # only derive the apt sources of $SUITE into FILE (images/vm.sh uses it)
+	derive_sources "${2:?--sources FILE}"
+	exit
+fi
 need_tools
 mkdir -p "$OUT/$SUITE"
 derive_sources "$OUT/$SUITE/sources"
