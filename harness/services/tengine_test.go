@@ -71,7 +71,9 @@ func TestTengineConfig(t *testing.T) {
 			[]string{"listen 198.18.1.2:80 backlog=4096;"}, []string{"reuseport"}},
 		{"tcp", tengineCfg("tcp", nil),
 			[]string{"stream {", "server 198.18.2.2:80;", "listen 198.18.1.2:80 backlog=4096;", "proxy_pass backend;"},
-			[]string{"http {", "check"}},
+			[]string{"http {", "check", "worker_shutdown_timeout"}},
+		{"tcp-shutdown-timeout", tengineCfg("tcp", map[string]string{"worker_shutdown_timeout": "1500ms"}),
+			[]string{"\nworker_shutdown_timeout 1500ms;\n", "stream {"}, nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -106,8 +108,9 @@ func TestTengineConfigErrors(t *testing.T) {
 			[]string{"unknown option(s) check_intervall (allowed: binary, check,"}},
 		{"tcp-check", tengineCfg("tcp", map[string]string{"check": "true"}), []string{"http upstreams only"}},
 		{"bad-values", tengineCfg("", map[string]string{"check_interval": "3", "check_fall": "0",
-			"check_http_send": `HEAD "/"`, "reuseport": "yes please", "reload_worker_processes": "0"}),
-			[]string{"option check_interval", "option check_fall", "option check_http_send",
+			"check_http_send": `HEAD "/"`, "reuseport": "yes please", "reload_worker_processes": "0",
+			"worker_shutdown_timeout": "1"}),
+			[]string{"option check_interval", "option check_fall", "option check_http_send", "option worker_shutdown_timeout",
 				`option reuseport: "yes please" is not a boolean (true or false)`, "option reload_worker_processes"}},
 		{"no-servers", TengineConfig{Bind: netip.MustParseAddrPort("198.18.1.2:80")}, []string{"no servers"}},
 		{"strategy", TengineConfig{Bind: netip.MustParseAddrPort("198.18.1.2:80"), Strategy: "legacy",
