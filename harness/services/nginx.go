@@ -4,13 +4,16 @@ import (
 	"bytes"
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"net/netip"
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"text/template"
+	"time"
 
 	"github.com/faultlab/faultlab/harness"
 )
@@ -26,7 +29,15 @@ import (
 //   - files: comma-separated file sizes, each a number of bytes with an optional k or m suffix (KiB, MiB),
 //     e.g. "16k,70k,1m": each is written once when the service is prepared and served at /f/<size> as
 //     given (the zero-window family's downloads)
-var NginxOptions = []string{"worker_processes", "body_size", "binary", "servers", "files"}
+//   - lingering_close: off, on (nginx's default) or always. With always, after each response nginx shuts
+//     down only its writing side (its FIN) and keeps reading, discarding what comes, until the peer's FIN,
+//     lingering_timeout without data or lingering_time in all; then it closes. A server that half-closes:
+//     its socket stays in FIN_WAIT2 held by nginx, and data the peer sends meanwhile is read rather than
+//     answered with a reset. With on it does so only when it left part of a request unread.
+//   - lingering_timeout, lingering_time: durations of whole milliseconds (nginx's defaults 5s and 30s; nginx
+//     counts lingering_time in whole seconds, so it must be a whole number of seconds)
+var NginxOptions = []string{"worker_processes", "body_size", "binary", "servers", "files", "lingering_close",
+	"lingering_timeout", "lingering_time"}
 
 // MaxNginxServers bounds the servers option (the incident had 18,000 backends).
 const MaxNginxServers = 20000
@@ -65,6 +76,13 @@ type nginxData struct {
 	nginxMain
 	Addr, Version string
 	Listen        []string
+	Linger        nginxLinger
+}
+
+// nginxLinger is the lingering close of the options (zero: nginx's defaults).
+type nginxLinger struct {
+	Close               string // off, on, always; "" = not set
+	TimeoutMS, TimeSecs int64  // 0 = not set
 }
 
 // nginxCommon defines the parts shared by nginx-style configurations: "main" (the process in the
@@ -110,6 +128,17 @@ http {
 {{- range .Listen}}
         listen {{.}} backlog=4096;
 {{- end}}
+{{- with .Linger}}
+{{- if .Close}}
+        lingering_close {{.Close}};
+{{- end}}
+{{- if .TimeoutMS}}
+        lingering_timeout {{.TimeoutMS}}ms;
+{{- end}}
+{{- if .TimeSecs}}
+        lingering_time {{.TimeSecs}}s;
+{{- end}}
+{{- end}}
 
         location / {
             return 200 "ok\n";
@@ -150,6 +179,10 @@ func NewNginx(h harness.NetnsHost, dir string, addr netip.AddrPort, opts map[str
 	if err != nil {
 		return nil, fmt.Errorf("nginx: %w", err)
 	}
+	linger, err := lingerOptions(opts)
+	if err != nil {
+		return nil, fmt.Errorf("nginx: %w", err)
+	}
 	var hostAddrs []netip.Addr
 	if count > 1 {
 		hostAddrs = h.Addrs()
@@ -179,7 +212,8 @@ func NewNginx(h harness.NetnsHost, dir string, addr netip.AddrPort, opts map[str
 		return nil, fmt.Errorf("nginx: %w", err)
 	}
 	n.conf = filepath.Join(n.dir, "nginx.conf")
-	data := nginxData{nginxMain: newNginxMain(n.dir, workers), Addr: addr.String(), Version: n.version}
+	data := nginxData{nginxMain: newNginxMain(n.dir, workers), Addr: addr.String(), Version: n.version,
+		Linger: linger}
 	for _, s := range servers {
 		data.Listen = append(data.Listen, s.String())
 	}
@@ -187,6 +221,33 @@ func NewNginx(h harness.NetnsHost, dir string, addr netip.AddrPort, opts map[str
 		return nil, fmt.Errorf("nginx: %w", err)
 	}
 	return n, nil
+}
+
+// lingerOptions parses lingering_close, lingering_timeout and lingering_time.
+func lingerOptions(opts map[string]string) (nginxLinger, error) {
+	var l nginxLinger
+	var errs []error
+	if v, ok := opts["lingering_close"]; ok {
+		if !slices.Contains([]string{"off", "on", "always"}, v) {
+			errs = append(errs, fmt.Errorf("option lingering_close %q: want off, on or always", v))
+		}
+		l.Close = v
+	}
+	if _, ok := opts["lingering_timeout"]; ok {
+		d, err := durationOption(opts, "lingering_timeout", 0)
+		l.TimeoutMS = d.Milliseconds()
+		errs = append(errs, err)
+	}
+	if _, ok := opts["lingering_time"]; ok {
+		d, err := durationOption(opts, "lingering_time", 0)
+		if err == nil && d%time.Second != 0 {
+			err = fmt.Errorf("option lingering_time: %q is not a whole number of seconds (nginx counts it "+
+				"in seconds)", opts["lingering_time"])
+		}
+		l.TimeSecs = int64(d / time.Second)
+		errs = append(errs, err)
+	}
+	return l, errors.Join(errs...)
 }
 
 // Name is the service's name: the scenario's (through Registry), or "nginx".

@@ -25,7 +25,12 @@ func TestNginxOptions(t *testing.T) {
 		{"workers", map[string]string{"worker_processes": "2", "body_size": "70000"}, ""},
 		{"workers-auto", map[string]string{"worker_processes": "auto"}, ""},
 		{"unknown-key", map[string]string{"worker": "2", "zzz": "1"},
-			"unknown option(s) worker, zzz (allowed: binary, body_size, files, servers, worker_processes)"},
+			"unknown option(s) worker, zzz (allowed: binary, body_size, files, lingering_close, lingering_time, " +
+				"lingering_timeout, servers, worker_processes)"},
+		{"linger", map[string]string{"lingering_close": "always", "lingering_timeout": "1500ms", "lingering_time": "10s"}, ""},
+		{"linger-bad-close", map[string]string{"lingering_close": "yes"}, `option lingering_close "yes": want off, on or always`},
+		{"linger-bad-timeout", map[string]string{"lingering_timeout": "5"}, "option lingering_timeout"},
+		{"linger-time-fraction", map[string]string{"lingering_time": "1500ms"}, "not a whole number of seconds"},
 		{"files", map[string]string{"files": "16k, 70k,1m,700"}, ""},
 		{"files-bad-unit", map[string]string{"files": "16k,70kb"}, `option files "16k,70kb": size "70kb": want a number`},
 		{"files-zero", map[string]string{"files": "0"}, `size "0"`},
@@ -57,7 +62,8 @@ func TestNginxOptions(t *testing.T) {
 func TestNginxConfig(t *testing.T) {
 	dir := t.TempDir()
 	n, err := NewNginx(nil, dir, netip.MustParseAddrPort("198.18.2.2:80"),
-		map[string]string{"body_size": "70000", "files": "16k,1m,700"})
+		map[string]string{"body_size": "70000", "files": "16k,1m,700", "lingering_close": "always",
+			"lingering_timeout": "1500ms", "lingering_time": "10s"})
 	if err != nil {
 		testutil.SkipMissing(t, err)
 	}
@@ -73,6 +79,7 @@ func TestNginxConfig(t *testing.T) {
 		"location /f/ {", "alias " + dir + "/www/f/;",
 		"pid " + dir + "/nginx.pid;", "client_body_temp_path " + dir + "/tmp/client_body;",
 		"proxy_temp_path " + dir, "fastcgi_temp_path " + dir, "uwsgi_temp_path " + dir, "scgi_temp_path " + dir,
+		"lingering_close always;", "lingering_timeout 1500ms;", "lingering_time 10s;",
 	} {
 		if !strings.Contains(conf, want) {
 			t.Errorf("config lacks %q:\n%s", want, conf)
