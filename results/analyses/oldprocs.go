@@ -43,8 +43,8 @@ type OldProcsResult struct {
 // ProcPoint is the proxy's processes at one moment, and what the clients predict.
 type ProcPoint struct {
 	T time.Duration `json:"t_ns"`
-	// Old is the number of processes besides the current one (master-worker: besides the master and the
-	// current worker).
+	// Old is the number of processes besides the current one (master-worker and Tengine: besides the
+	// master and the current worker).
 	Old int `json:"old"`
 	// OldLo and OldHi bound the old processes that still hold a connected client at T, if each old process
 	// lives exactly as long as its clients do (long timeouts): Lo counts generations with a client surely
@@ -143,8 +143,7 @@ func runOldProcs(in *Input) (Output, error) {
 	for _, e := range rels {
 		r.ReloadStarts = append(r.ReloadStarts, time.Duration(e.Start))
 	}
-	mw := target.Reload == "master-worker"
-	if err := r.readProcs(filepath.Join(in.Dir, "procs-"+target.Name+".jsonl"), mw, rels, cls); err != nil {
+	if err := r.readProcs(filepath.Join(in.Dir, "procs-"+target.Name+".jsonl"), hasMaster(target), rels, cls); err != nil {
 		return Output{}, err
 	}
 	if err := r.readSides(filepath.Join(in.Dir, "states-"+target.Host+".jsonl"), target.Port); err != nil {
@@ -152,6 +151,12 @@ func runOldProcs(in *Input) (Output, error) {
 	}
 	r.Clients = summariseClients(cls, rels)
 	return Output{Value: r, Summary: r.String(), Columns: r.columns()}, nil
+}
+
+// hasMaster reports whether the proxy runs a master process that outlives reloads, besides its workers:
+// HAProxy in master-worker mode, and Tengine (an nginx-style master that starts new workers on a reload).
+func hasMaster(s *spec.Service) bool {
+	return s.Reload == "master-worker" || s.Kind == "tengine"
 }
 
 func serviceNamed(s *spec.Scenario, name string) *spec.Service {

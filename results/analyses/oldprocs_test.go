@@ -155,3 +155,16 @@ func TestProcPoint(t *testing.T) {
 		})
 	}
 }
+
+// TestHasMaster: which proxies keep a master beside their workers across reloads.
+func TestHasMaster(t *testing.T) {
+	for _, tt := range []struct {
+		kind, reload string
+		want         bool
+	}{{"haproxy", "legacy", false}, {"haproxy", "socket-transfer", false}, {"haproxy", "master-worker", true},
+		{"tengine", "reload", true}} {
+		if got := hasMaster(&spec.Service{Kind: tt.kind, Reload: tt.reload}); got != tt.want {
+			t.Errorf("%s %s: %v, want %v", tt.kind, tt.reload, got, tt.want)
+		}
+	}
+}
