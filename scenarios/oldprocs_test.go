@@ -32,22 +32,212 @@ import (
 //     from the server's FIN until the proxy ends the session. The counts sampled on the proxy must match those
 //     predicted from the clients' times at every sample (slack: 250 ms each side of an event).
 func TestOldProcs(t *testing.T) {
-	rep := runScenario(t, "oldprocs.yaml", backend())
-	if rep == nil {
-		return
-	}
-	checkOldProcsReport(t, rep, "oldprocs.yaml")
+	runOldProcs(t, "oldprocs.yaml")
 }
 
 // TestOldProcsIdle: the same storm with well-behaved idle clients, which close as soon as the proxy's FIN
 // comes. The same claims hold (the cut clients release their sockets at once, so no FIN_WAIT2 is predicted
 // on the proxy beyond the 250 ms slack); how many TIME_WAITs the proxy keeps instead is logged.
 func TestOldProcsIdle(t *testing.T) {
-	rep := runScenario(t, "oldprocs-idle.yaml", backend())
+	runOldProcs(t, "oldprocs-idle.yaml")
+}
+
+// TestOldProcsTengine: Tengine's stream proxy under the same kind of storm (shorter cells), with and without
+// worker_shutdown_timeout, the comparison row of hard-stop-after. The same claims, with Tengine's knobs: without
+// the timeout the old workers are exactly the generations still holding a client; with it none is left past
+// the timeout and every client of an old worker is cut then.
+func TestOldProcsTengine(t *testing.T) {
+	runOldProcs(t, "oldprocs-tengine.yaml")
+}
+
+// TestOldProcsServer: the seed's pairs (FIN_WAIT2 toward the client, CLOSE_WAIT toward the server) with a
+// server that closes and with one that half-closes (nginx's lingering_close always), the backend's orphans
+// lasting 3 s (tcp_fin_timeout). The proxy cannot tell them apart: the same claims hold in both cells, with the
+// same CLOSE_WAIT toward the server until each client leaves. The difference is on the server: the closing
+// nginx's socket is an orphan, gone tcp_fin_timeout after its FIN, so the proxy's FIN, sent when the client
+// leaves, gets a reset from the server's kernel; the half-closing nginx still holds its socket (it reads for
+// lingering_timeout) and the proxy's FIN closes it in order: no reset at all from the server.
+func TestOldProcsServer(t *testing.T) {
+	rep := runOldProcs(t, "oldprocs-server.yaml")
 	if rep == nil {
 		return
 	}
-	checkOldProcsReport(t, rep, "oldprocs-idle.yaml")
+	for _, c := range rep.Cells {
+		t.Run(c.Name+"/server", func(t *testing.T) { checkServerResets(t, &c) })
+	}
+}
+
+// checkServerResets compares the server host's resets sent (Tcp.OutRsts over the load) with what nginx's
+// close mode predicts for the clients' times.
+func checkServerResets(t *testing.T, c *results.CellReport) {
+	t.Helper()
+	r := oldprocsOf(t, c)
+	var kernel map[string]map[string]int64
+	if err := c.Analysis("kernel", 0, &kernel); err != nil {
+		t.Fatal(err)
+	}
+	s, err := spec.Load("oldprocs-server.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var web spec.Service
+	var finTimeout time.Duration
+	for _, cell := range spec.Expand(s, longMode()) {
+		if cell.Name != c.Name {
+			continue
+		}
+		for _, sv := range cell.Scenario.Services {
+			if sv.Name == "web" {
+				web = sv
+			}
+		}
+		for _, h := range cell.Scenario.Hosts {
+			if h.Name == web.Host {
+				n, err := strconv.Atoi(h.Sysctls["net.ipv4.tcp_fin_timeout"])
+				if err != nil {
+					t.Fatalf("host %s: tcp_fin_timeout: %v", h.Name, err)
+				}
+				finTimeout = time.Duration(n) * time.Second
+			}
+		}
+	}
+	rsts := kernel[web.Host]["Tcp.OutRsts"]
+	// The server's FIN comes at the client's cut (HAProxy forwards it within a millisecond); the proxy's FIN
+	// reaches the server when the client releases its socket. The server's socket is gone finTimeout after
+	// nginx closes it: at once for a closing server, after lingering_timeout (nginx's default 5 s) without data
+	// for a half-closing one. A FIN after that gets a reset. The last client's reset may come after the
+	// counters were read, so it is not counted on.
+	orphanAfter := time.Duration(0)
+	lingering := web.Options["lingering_close"] == "always"
+	if lingering {
+		orphanAfter = 5 * time.Second
+		if v, ok := web.Options["lingering_timeout"]; ok {
+			if orphanAfter, err = time.ParseDuration(v); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	const slack = 250 * time.Millisecond
+	last, held, sure, maybe := time.Duration(0), 0, 0, 0
+	for _, ct := range r.Clients.Times {
+		last = max(last, ct.Released)
+	}
+	for _, ct := range r.Clients.Times {
+		if ct.Cut == 0 {
+			continue
+		}
+		gone := ct.Cut + orphanAfter + finTimeout
+		if ct.Released-ct.Cut > finTimeout+slack {
+			held++
+		}
+		if ct.Released > gone+slack && ct.Released < last-slack {
+			sure++
+		}
+		if ct.Released > gone-slack {
+			maybe++
+		}
+	}
+	t.Logf("server %s: lingering_close %q, tcp_fin_timeout %s: %d resets sent; %d clients left after the "+
+		"server's socket was surely gone, %d maybe", web.Host, web.Options["lingering_close"], finTimeout, rsts,
+		sure, maybe)
+	if held < 5 {
+		t.Fatalf("void: only %d clients left more than tcp_fin_timeout %s after the server's FIN", held, finTimeout)
+	}
+	if rsts < int64(sure) {
+		t.Errorf("the server sent %d resets, want at least %d: one per proxy FIN that came after its socket "+
+			"was gone", rsts, sure)
+	}
+	if maybe == 0 && rsts != 0 {
+		t.Errorf("the server sent %d resets, want none: it held every socket until the proxy's FIN", rsts)
+	}
+	if !lingering && sure < 5 {
+		t.Errorf("void: only %d clients left surely after the closing server's orphan expired", sure)
+	}
+}
+
+// TestOldProcsKeepAlive: HTTP keep-alive clients idle after one request, which close as soon as the proxy's
+// FIN comes, behind HAProxy in HTTP mode (legacy and master-worker reloads). The claims of TestOldProcs's
+// http-keepalive cell hold: the soft stop closes the idle connections at once (every client of an old
+// process cut within 500 ms of its reload) and no old process outlives that. Long mode only (the quick
+// budget of `go test ./scenarios -run OldProcs` is 5 minutes).
+func TestOldProcsKeepAlive(t *testing.T) {
+	if !longMode() {
+		t.Skip("long mode only (FAULTLAB_LONG=1): keeps the quick OldProcs tests under 5 minutes")
+	}
+	runOldProcs(t, "oldprocs-keepalive.yaml")
+}
+
+// TestOldProcsHalfClose: clients that send their FIN first and read until the peer's, behind HAProxy in TCP
+// mode with one-day timeouts. nginx answers a FIN on an idle connection (or has closed already after a
+// request), so every client gets the peer's FIN within 250 ms of its connect, and no old process is left
+// past a reload's settling time: a half-closing client does not keep an old process alive when its server
+// answers. Long mode only, as TestOldProcsKeepAlive.
+func TestOldProcsHalfClose(t *testing.T) {
+	if !longMode() {
+		t.Skip("long mode only (FAULTLAB_LONG=1): keeps the quick OldProcs tests under 5 minutes")
+	}
+	rep := runScenario(t, "oldprocs-halfclose.yaml", backend())
+	if rep == nil {
+		return
+	}
+	for _, c := range rep.Cells {
+		t.Run(c.Name+"/mechanism", func(t *testing.T) { checkHalfCloseAnswered(t, oldprocsOf(t, &c)) })
+	}
+}
+
+// checkHalfCloseAnswered: every half-closing client got the peer's FIN promptly, and no old process lasted.
+func checkHalfCloseAnswered(t *testing.T, r *analyses.OldProcsResult) {
+	t.Helper()
+	const prompt, settle = 250 * time.Millisecond, time.Second
+	cl := r.Clients
+	if r.Reloads < 3 || cl.Attempts < 10 || cl.Connected != cl.Attempts {
+		t.Fatalf("void: %d reloads, %d of %d clients connected (want >= 3 reloads, every client connected)",
+			r.Reloads, cl.Connected, cl.Attempts)
+	}
+	if cl.Held != cl.Connected {
+		t.Errorf("%d of %d clients got the peer's FIN before their hold ended, want all", cl.Held, cl.Connected)
+	}
+	for _, c := range cl.Times {
+		if c.Released-c.Connect > prompt {
+			t.Errorf("a client connected at %s got the peer's FIN %s later, want within %s", c.Connect,
+				c.Released-c.Connect, prompt)
+		}
+	}
+	checked := 0
+	for _, p := range r.Procs {
+		if p.SinceReload < settle {
+			continue
+		}
+		checked++
+		if p.Old != 0 {
+			t.Errorf("at %s, %s after a reload: %d old processes, want none", p.T, p.SinceReload, p.Old)
+		}
+	}
+	if checked < 5 {
+		t.Errorf("only %d process samples far enough from a reload to judge", checked)
+	}
+}
+
+// runOldProcs runs a scenario file of the family and checks every cell's mechanism (checkOldProcsReport); it
+// returns the report, nil when the run did not complete.
+func runOldProcs(t *testing.T, file string) *results.Report {
+	t.Helper()
+	rep := runScenario(t, file, backend())
+	if rep != nil {
+		checkOldProcsReport(t, rep, file)
+	}
+	return rep
+}
+
+// oldprocsOf reads a cell's oldprocs analysis and logs its summary.
+func oldprocsOf(t *testing.T, c *results.CellReport) *analyses.OldProcsResult {
+	t.Helper()
+	var r analyses.OldProcsResult
+	if err := c.Analysis(analyses.OldProcs.Name, 0, &r); err != nil {
+		t.Fatal(err)
+	}
+	t.Log(r.String())
+	return &r
 }
 
 func checkOldProcsReport(t *testing.T, rep *results.Report, file string) {
@@ -66,23 +256,21 @@ func checkOldProcsReport(t *testing.T, rep *results.Report, file string) {
 	}
 	for _, c := range rep.Cells {
 		t.Run(c.Name+"/mechanism", func(t *testing.T) {
-			var r analyses.OldProcsResult
-			if err := c.Analysis(analyses.OldProcs.Name, 0, &r); err != nil {
-				t.Fatal(err)
-			}
-			t.Log(r.String())
-			checkOldProcsPremise(t, &r)
-			k := knobs[c.Name]
-			checkOldProcesses(t, &r, k)
-			checkCuts(t, &r, k)
-			checkHalfClosed(t, &r, k)
+			r, k := oldprocsOf(t, &c), knobs[c.Name]
+			checkOldProcsPremise(t, r)
+			checkOldProcesses(t, r, k)
+			checkCuts(t, r, k)
+			checkHalfClosed(t, r, k)
 		})
 	}
 }
 
 // oldprocsKnobs is what a cell's configuration says about how long sessions and sockets live.
 type oldprocsKnobs struct {
+	// hardStop is HAProxy's hard-stop-after or Tengine's worker_shutdown_timeout: how long an old process
+	// may keep its sessions after a reload
 	hardStop, clientFin, clientTimeout time.Duration
+	hold                               time.Duration // how long each client means to hold its connection
 	maxReloads                         int
 	finTimeout                         time.Duration // the proxy's tcp_fin_timeout
 	serverCloses                       bool          // tcp mode with a request: nginx answers and closes
@@ -102,7 +290,21 @@ func knobsOf(c *spec.Cell) (oldprocsKnobs, error) {
 	}
 	k.httpMode, k.kind = lb.Mode == "http", s.Workload.Kind
 	k.serverCloses = !k.httpMode && s.Workload.Options["request"] == "http"
+	k.hold = s.Workload.Timeout
 	var err error
+	if v, ok := s.Workload.Options["hold"]; ok {
+		if k.hold, err = time.ParseDuration(v); err != nil {
+			return k, err
+		}
+	}
+	if lb.Kind == "tengine" {
+		// the stream proxy's proxy_timeout is nginx's default, 10 minutes: the driver does not set it
+		k.clientTimeout = 10 * time.Minute
+		if v, ok := lb.Options["worker_shutdown_timeout"]; ok {
+			k.hardStop, err = time.ParseDuration(v)
+		}
+		return k, err
+	}
 	if k.clientTimeout, err = haproxyTime(lb.Options["timeout_client"]); err != nil {
 		return k, err
 	}
@@ -171,6 +373,9 @@ func checkOldProcsPremise(t *testing.T, r *analyses.OldProcsResult) {
 	}
 }
 
+// timeoutCuts reports whether the proxy's inactivity timeout ends an idle session before its client leaves.
+func (k oldprocsKnobs) timeoutCuts() bool { return k.clientTimeout < k.hold }
+
 // sessionBound is how long after a reload the old process's sessions surely end, 0 when nothing ends them
 // before their clients leave.
 func (k oldprocsKnobs) sessionBound() time.Duration {
@@ -182,7 +387,7 @@ func (k oldprocsKnobs) sessionBound() time.Duration {
 		return settle // idle keep-alive connections are closed at the soft stop
 	case k.serverCloses && k.clientFin > 0 && k.clientFin < k.clientTimeout:
 		return k.clientFin + settle
-	case !k.serverCloses && k.clientTimeout < time.Hour:
+	case !k.serverCloses && k.timeoutCuts():
 		return k.clientTimeout + settle
 	}
 	return 0
@@ -227,7 +432,7 @@ func checkCuts(t *testing.T, r *analyses.OldProcsResult, k oldprocsKnobs) {
 			}
 		}
 	}
-	allCut := k.hardStop > 0 || k.httpMode || k.serverCloses || k.maxReloads > 0 || k.clientTimeout < time.Hour
+	allCut := k.hardStop > 0 || k.httpMode || k.serverCloses || k.maxReloads > 0 || k.timeoutCuts()
 	if allCut && cl.Cut+cl.Reset != cl.Connected {
 		t.Errorf("%d of %d clients cut or reset, want all", cl.Cut+cl.Reset, cl.Connected)
 	}
@@ -243,7 +448,7 @@ func checkCuts(t *testing.T, r *analyses.OldProcsResult, k oldprocsKnobs) {
 	case k.maxReloads > 0:
 		n := time.Duration(k.maxReloads) * k.interval
 		within("after its process became old (mworker-max-reloads)", cl.CutAfterOld, n-100*time.Millisecond, n+late)
-	case k.serverCloses || k.clientTimeout < time.Hour:
+	case k.serverCloses || k.timeoutCuts():
 		after := k.clientTimeout
 		if k.serverCloses {
 			after = 0 // the server's FIN, forwarded at once
