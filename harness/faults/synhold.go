@@ -177,7 +177,8 @@ func listenerInodes(h harness.NetnsHost, port int) ([]uint32, error) {
 
 // SynHoldStats describe the holds of a storm: the engine, how long each reload's hold lasted, and the
 // NFQUEUE program's counters (Queue.Late* are the times the SYNs were held: what the hold added to
-// their connects).
+// their connects; the program's histogram spans 0-50 ms, so beyond that only LateMean and LateMax are
+// exact).
 type SynHoldStats struct {
 	Engine string `json:"engine"`
 	// PlugUnavailable says why the plug qdisc did not hold the SYNs.
