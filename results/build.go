@@ -7,6 +7,7 @@ import (
 	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 )
@@ -24,13 +25,23 @@ func Build(runDir string) (*Report, error) {
 		return nil, fmt.Errorf("build report: %w", err)
 	}
 	r := &Report{Schema: Schema, Scenario: meta.Scenario, Started: meta.Started, Finished: meta.Finished,
-		Reference: meta.Reference, Env: maps.Clone(meta.Env)}
+		Reference: meta.Reference, Env: maps.Clone(meta.Env), Axes: meta.Axes, Shard: meta.Shard,
+		Shards: meta.Shards, Warnings: meta.Warnings}
 	opt := SummaryOptions{Seed: uint64(meta.Seed)}
 	var metas []*CellMeta
+	shardOf := map[string][]int{}
+	for _, sh := range meta.Shards {
+		for _, c := range sh.Cells {
+			if !slices.Contains(shardOf[c.Name], sh.Index) {
+				shardOf[c.Name] = append(shardOf[c.Name], sh.Index)
+			}
+		}
+	}
 	for _, pc := range plannedCells(meta.Cells) {
 		b := cellBuilder{runDir: runDir, name: pc.name, multi: len(pc.reps) > 1}
 		c, ms := b.build(pc.reps, opt)
 		if c != nil {
+			c.Axes, c.Shards = meta.CellAxes[pc.name], shardOf[pc.name]
 			r.Cells = append(r.Cells, *c)
 			metas = append(metas, ms...)
 		}
@@ -41,6 +52,7 @@ func Build(runDir string) (*Report, error) {
 	for _, c := range r.Cells {
 		list = append(list, c.Stats)
 	}
+	r.AlongAxes = CompareAlongAxes(meta.Axes, r.Cells)
 	if meta.Reference != "" {
 		r.Comparisons = CompareAll(list, meta.Reference)
 		if ref := stats[meta.Reference]; ref != nil {

@@ -19,8 +19,10 @@ func Markdown(w io.Writer, r *Report) error {
 	var b strings.Builder
 	t := newMDTable(r)
 	mdHeader(&b, r)
+	mdShards(&b, r)
 	mdBehind(&b, r)
 	t.write(&b, r)
+	mdAxes(&b, r)
 	mdAnalyses(&b, r)
 	mdNotes(&b, r)
 	mdDrift(&b, r)

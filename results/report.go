@@ -31,12 +31,23 @@ type Report struct {
 	Verdicts []Verdict `json:"verdicts,omitempty"`
 	// Sequential is the state of a run that adds rounds until its claims are decided (nil for a fixed run).
 	Sequential *SequentialReport `json:"sequential,omitempty"`
+	// Axes are the matrix's axes; AlongAxes compares each cell with its neighbour at the axis's first level.
+	Axes      []AxisMeta       `json:"axes,omitempty"`
+	AlongAxes []AxisComparison `json:"along_axes,omitempty"`
+	// Shard is this run's shard; Shards the shards a merged run combines, Warnings what merge noticed.
+	Shard    *ShardMeta  `json:"shard,omitempty"`
+	Shards   []ShardMeta `json:"shards,omitempty"`
+	Warnings []string    `json:"warnings,omitempty"`
 }
 
 // CellReport is one cell of the matrix and its statistics.
 type CellReport struct {
-	Name        string   `json:"name"`
-	Reps        int      `json:"reps"`
+	Name string `json:"name"`
+	Reps int    `json:"reps"`
+	// Axes is the cell's level on each axis (nil for a cell not from axes).
+	Axes map[string]string `json:"axes,omitempty"`
+	// Shards lists the shards that ran the cell's repetitions, in a merged run.
+	Shards      []int    `json:"shards,omitempty"`
 	Strategy    string   `json:"strategy,omitempty"`
 	Mitigations []string `json:"mitigations,omitempty"`
 	// Services are the services the cell ran, with their kinds and versions (its first repetition's).

@@ -48,6 +48,16 @@ type RunMeta struct {
 	Sequential *SequentialPlan `json:"sequential,omitempty"`
 	Cells      []CellRef       `json:"cells"`         // planned cells in run order
 	Env        map[string]any  `json:"env,omitempty"` // kernel, provider, versions, engine...
+	// Axes are the matrix's axes (each cell's levels are in its CellRef), for the axis columns and the
+	// comparisons along an axis.
+	Axes []AxisMeta `json:"axes,omitempty"`
+	// CellAxes is each cell's level on each axis (cell -> axis -> level), for the cells from axes.
+	CellAxes map[string]map[string]string `json:"cell_axes,omitempty"`
+	// Shard is set when this run is one shard of a sharded run (faultlab run --shard); Shards when it is the
+	// merge of several (faultlab merge), with Warnings about what the merge could not reconcile.
+	Shard    *ShardMeta  `json:"shard,omitempty"`
+	Shards   []ShardMeta `json:"shards,omitempty"`
+	Warnings []string    `json:"warnings,omitempty"`
 }
 
 // CellRef names one planned repetition of a cell.

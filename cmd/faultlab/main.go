@@ -34,6 +34,10 @@ const usage = `usage:
   faultlab compare [flags] BASELINE RUN_DIR
                                    per cell and metric: better, same, worse or inconclusive; exit 1
                                    on worse, 2 when the run cannot be compared (docs/reports.md)
+  faultlab merge [--out DIR] SHARD_DIR...
+                                   combine the run directories of run --shard I/N into one run
+                                   and its report (verdicts across shards; docs/scale.md)
+  faultlab k8s-job [flags] FILE    print a Kubernetes Indexed Job running FILE in N shards
   faultlab clean                   remove namespaces and processes left by crashed runs
   faultlab version
 Flags may follow the arguments (faultlab run FILE --long); after -- everything is an argument.
@@ -63,6 +67,10 @@ func main() {
 		err = cmdBaseline(os.Args[2:])
 	case "compare":
 		err = cmdCompare(os.Args[2:])
+	case "merge":
+		err = cmdMerge(os.Args[2:])
+	case "k8s-job":
+		err = cmdK8sJob(os.Args[2:])
 	case "clean":
 		err = cmdClean(ctx)
 	case "version":

@@ -27,6 +27,8 @@ type runFlags struct {
 	untilDecided        bool
 	budget              time.Duration
 	acceptInconclusive  bool
+	sets                listFlag // --set HOST:SYSCTL=V1,V2, repeatable (axes.go)
+	shard               string   // --shard I/N
 }
 
 // parseRunFlags parses run's and up's flags, which may come before or after the scenario file.
@@ -39,6 +41,9 @@ func parseRunFlags(name string, args []string) (*runFlags, string, error) {
 	fs.BoolVar(&f.long, "long", os.Getenv("FAULTLAB_LONG") == "1", "long (nightly) mode: the scenario's long settings (env FAULTLAB_LONG=1)")
 	fs.Int64Var(&f.seed, "seed", 0, "override the scenario's seed")
 	fs.BoolVar(&f.quiet, "q", false, "no progress output")
+	fs.Var(&f.sets, "set", "HOST:SYSCTL=V1,V2: cross every cell with a sysctl axis (repeatable)")
+	fs.StringVar(&f.shard, "shard", "", "I/N: run the I-th of N deterministic slices of the run (by round when "+
+		"the run has several, else by cell); `faultlab merge` combines the shards")
 	if name == "run" {
 		fs.BoolVar(&f.untilDecided, "until-decided", false, "add interleaved rounds until every claim is decided "+
 			"or the budget is spent (group-sequential design)")
@@ -83,7 +88,14 @@ func newRunner(name string, args []string) (*runFlags, *spec.Scenario, *runner.R
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	r, err := runner.New(s, f.options())
+	if err := f.addAxes(s); err != nil {
+		return nil, nil, nil, err
+	}
+	opts, err := f.shardOptions(f.options())
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	r, err := runner.New(s, opts)
 	return f, s, r, err
 }
 
@@ -127,6 +139,10 @@ func cmdRun(ctx context.Context, args []string) error {
 		if err := writeRunJUnit(f.junit, rep); err != nil {
 			errs = append(errs, err)
 		}
+	}
+	if f.shard != "" {
+		fmt.Println("this is one shard: its claims are judged on the merged run (faultlab merge), not here")
+		return errors.Join(errs...)
 	}
 	if err := unmetClaims(rep.Verdicts, f.acceptInconclusive, len(errs) > 0); err != nil {
 		errs = append(errs, err)

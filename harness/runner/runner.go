@@ -47,6 +47,8 @@ type Options struct {
 	UntilDecided bool
 	// Budget bounds an UntilDecided run (default DefaultBudget).
 	Budget time.Duration
+	// Shard runs one slice of the cells (shard.go); nil runs them all.
+	Shard *Shard
 }
 
 // DefaultBudget is the time an UntilDecided run may take when Options.Budget is not set.
@@ -118,6 +120,21 @@ func New(s *spec.Scenario, opts Options) (*Runner, error) {
 	if err != nil {
 		return nil, err
 	}
+	var shard *results.ShardMeta
+	if opts.Shard != nil {
+		if opts.UntilDecided {
+			return nil, errors.New("--shard and --until-decided cannot go together: the sequential design looks " +
+				"at every cell after each round, in one run")
+		}
+		all := cells
+		var unit string
+		if cells, unit, err = shardCells(all, *opts.Shard); err != nil {
+			return nil, err
+		}
+		if shard, err = shardMeta(s, opts, all, unit); err != nil {
+			return nil, err
+		}
+	}
 	r := &Runner{Scenario: s, Opts: opts, ID: newID(), Started: time.Now().UTC(), provider: p, cells: cells}
 	r.Dir = filepath.Join(opts.OutDir, s.Name, r.Started.Format("20060102T150405Z")+"-"+r.ID)
 	if err := os.MkdirAll(r.Dir, 0o755); err != nil {
@@ -136,6 +153,8 @@ func New(s *spec.Scenario, opts Options) (*Runner, error) {
 	}
 	r.meta.Cells = plannedCells(s, cells)
 	r.meta.Sequential = plan
+	r.meta.Shard = shard
+	r.meta.Axes, r.meta.CellAxes = axesMeta(s, cells)
 	if err := results.WriteRunMeta(r.Dir, &r.meta); err != nil {
 		return nil, err
 	}
@@ -275,6 +294,7 @@ func (r *Runner) envInfo() map[string]any {
 	_ = unix.Uname(&u)
 	return map[string]any{
 		"kernel":            unix.ByteSliceToString(u.Release[:]),
+		"machine":           unix.ByteSliceToString(u.Nodename[:]),
 		"provider":          r.provider.Name(),
 		"impairment_engine": "none (no impairment in this run)",
 		"faultlab":          Version,

@@ -534,3 +534,27 @@ func (s *Scenario) rowLines() map[string]int {
 	}
 	return out
 }
+
+// AxisLevels is one axis of the expanded matrix: its name and its levels in cell order.
+type AxisLevels struct {
+	Name   string
+	Levels []string
+}
+
+// MatrixAxes lists the axes of the matrix (the file's and those AddAxis added), each with the levels its
+// cells have, in order; none when the scenario has no axes or an exclusion dropped every cell of one.
+func (s *Scenario) MatrixAxes() []AxisLevels {
+	var out []AxisLevels
+	for _, a := range s.Axes {
+		al := AxisLevels{Name: axisTitle(a)}
+		for _, row := range s.Matrix {
+			if l, ok := row.Axes[al.Name]; ok && !slices.Contains(al.Levels, l) {
+				al.Levels = append(al.Levels, l)
+			}
+		}
+		if len(al.Levels) > 0 {
+			out = append(out, al)
+		}
+	}
+	return out
+}
