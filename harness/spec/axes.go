@@ -267,10 +267,10 @@ func join2(r genRow, l level, axis string) (genRow, string) {
 		apply func()
 	}{
 		{".reload", lr.Reload != "", func() { row.Reload = lr.Reload }},
-		{".rate", lr.Rate != 0, func() { row.Rate = lr.Rate }},
-		{".persistent", lr.Persistent != 0, func() { row.Persistent = lr.Persistent }},
 		{".reload_interval", lr.ReloadInterval != 0, func() { row.ReloadInterval = lr.ReloadInterval }},
 		{".reload_jitter", lr.ReloadJitter != 0, func() { row.ReloadJitter = lr.ReloadJitter }},
+		{".rate", lr.Rate != 0, func() { row.Rate = lr.Rate }},
+		{".persistent", lr.Persistent != 0, func() { row.Persistent = lr.Persistent }},
 		{".impair", lr.Impair != nil, func() { row.Impair = lr.Impair }},
 	}
 	for _, sc := range scalars {

@@ -234,3 +234,58 @@ func TestSetBareScenarioAndErrors(t *testing.T) {
 		}
 	}
 }
+
+// fill sets every field of v to a non-zero value.
+func fill(v reflect.Value) {
+	switch v.Kind() {
+	case reflect.String:
+		v.SetString("x")
+	case reflect.Int, reflect.Int64:
+		v.SetInt(1)
+	case reflect.Float64:
+		v.SetFloat(1)
+	case reflect.Bool:
+		v.SetBool(true)
+	case reflect.Pointer:
+		v.Set(reflect.New(v.Type().Elem()))
+		fill(v.Elem())
+	case reflect.Slice:
+		v.Set(reflect.MakeSlice(v.Type(), 1, 1))
+		fill(v.Index(0))
+	case reflect.Map:
+		v.Set(reflect.MakeMap(v.Type()))
+		e := reflect.New(v.Type().Elem()).Elem()
+		fill(e)
+		v.SetMapIndex(reflect.ValueOf("k"), e)
+	case reflect.Struct:
+		for i := range v.NumField() {
+			if v.Type().Field(i).IsExported() {
+				fill(v.Field(i))
+			}
+		}
+	}
+}
+
+// TestAxisLevelCarriesEveryField: a level sets every field of a matrix row it has (a field added to CellSpec
+// later must be merged by join2 too, or an axis would drop it silently).
+func TestAxisLevelCarriesEveryField(t *testing.T) {
+	var full CellSpec
+	fill(reflect.ValueOf(&full).Elem())
+	full.Axes = nil
+	g, clash := join2(genRow{origin: &rowOrigin{fields: map[string]string{}}}, level{name: "l", row: full, path: "p"}, "ax")
+	if clash != "" {
+		t.Fatalf("clash %s", clash)
+	}
+	want := full
+	want.Name, want.Axes = "l", map[string]string{"ax": "l"}
+	if !reflect.DeepEqual(g.row, want) {
+		t.Errorf("the generated row lost fields of its level:\n got %+v\nwant %+v", g.row, want)
+	}
+	// and a second level setting all of them clashes on the first field
+	if _, clash := join2(g, level{name: "m", row: full, path: "q"}, "ax2"); clash == "" {
+		t.Errorf("two levels setting every field do not clash")
+	}
+	if f := ownFields(full, "matrix[0]"); len(f) < reflect.TypeFor[CellSpec]().NumField()-2 {
+		t.Errorf("ownFields lists %d fields of a row setting all: %v", len(f), f)
+	}
+}

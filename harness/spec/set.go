@@ -154,6 +154,8 @@ func ownFields(row CellSpec, base string) map[string]string {
 		}
 	}
 	add(".reload", row.Reload != "")
+	add(".reload_interval", row.ReloadInterval != 0)
+	add(".reload_jitter", row.ReloadJitter != 0)
 	add(".rate", row.Rate != 0)
 	add(".persistent", row.Persistent != 0)
 	add(".impair", row.Impair != nil)
