@@ -260,6 +260,8 @@ func TestCompareFalseAlarms(t *testing.T) {
 // the broken socket-transfer 4 of 121, fewer than the 9 of ~110 a comparison with a baseline of 0 needs at
 // alpha 0.01 over 6 tests (TestNightlyPower), so the comparison is inconclusive there, never same or
 // better; what fails the nightly job is the run's own claim "socket-transfer has no resets or refusals".
+// A second run of the broken copy (nightly-broken2, with a capture probe added) had legacy's bursts back:
+// socket-transfer 21 of 108 bad reloads, found worse in both metrics.
 func TestCompareRecordedNightly(t *testing.T) {
 	b, err := ReadBaseline(filepath.Join("baselines", "reload-thin.json"))
 	if err != nil {
@@ -286,6 +288,16 @@ func TestCompareRecordedNightly(t *testing.T) {
 			t.Errorf("broken socket-transfer, %s: %s (%s), want inconclusive or worse", res.Metric, res.Status,
 				res.Detail)
 		}
+	}
+	g2, _ := compare("nightly-broken2")
+	var worse []string
+	for _, res := range g2.Results {
+		if res.Status == RegressWorse {
+			worse = append(worse, res.Cell+"/"+res.Metric)
+		}
+	}
+	if strings.Join(worse, ",") != "socket-transfer/bad windows,socket-transfer/reset windows" {
+		t.Errorf("second broken run: worse %q, want socket-transfer's bad and reset windows", worse)
 	}
 	unmet, failed := Unmet(r.Verdicts, true)
 	if !failed || len(unmet) != 1 || unmet[0].Cell != "socket-transfer" || unmet[0].Status != StatusFails {
