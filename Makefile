@@ -121,4 +121,6 @@ report-screenshot: build report-chromium
 ## nightly: the nightly regression (scripts/nightly.sh): every scenario in long mode, compared with
 ## results/baselines/, HTML reports, JUnit and failing cells' pcaps under NIGHTLY_OUT (default nightly-out)
 nightly: deps build tengine
+	@if docker info >/dev/null 2>&1; then $(MAKE) --no-print-directory images && \
+		$(MAKE) --no-print-directory images SUITE=trixie IMAGE_ROLES=haproxy; fi # reload-haproxy30.yaml
 	bash scripts/nightly.sh

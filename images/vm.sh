@@ -14,8 +14,9 @@ set -euo pipefail
 SUITE=${SUITE:-bookworm}
 OUT=${OUT:-images/out}
 FORCE=${FORCE:-0}
-# The daemons are there for runs of the lab inside the guest; busybox is not needed (the rootfs has a shell).
-PKGS=${VM_PKGS:-linux-image-amd64,initramfs-tools,kmod,mount,iproute2,nftables,procps,e2fsprogs,haproxy,nginx-light,mariadb-server}
+# The daemons and libpcap (the host's faultlab binary links it) are there for runs of the lab inside the guest
+# (faultlab vm run).
+PKGS=${VM_PKGS:-linux-image-amd64,initramfs-tools,kmod,mount,iproute2,nftables,procps,e2fsprogs,libpcap0.8,haproxy,nginx-light,mariadb-server}
 HERE=$(cd "$(dirname "$0")" && pwd)
 DIR=$OUT/vm/$SUITE
 
@@ -66,6 +67,7 @@ mount -t tmpfs shm /dev/shm
 mount -t devpts devpts /dev/pts
 ip link set lo up
 hostname faultlab-guest
+printf '127.0.0.1\tlocalhost\n127.0.1.1\tfaultlab-guest\n::1\tlocalhost ip6-localhost ip6-loopback\n' >/etc/hosts
 modprobe 9pnet_virtio && modprobe 9p
 if mount -t 9p -o trans=virtio,version=9p2000.L,msize=262144 host /host; then
 	echo "fl-init: kernel $(uname -r), running /host/run.sh"

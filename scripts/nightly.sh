@@ -15,6 +15,7 @@
 #   NIGHTLY_BASELINES   the baselines' directory (default results/baselines)
 #   NIGHTLY_LOCK        a lock file each run holds (flock), for a machine shared with other heavy jobs
 #   NIGHTLY_QUICK=1     quick mode instead of long (to try the script out; baselines are per mode)
+#   NIGHTLY_VM=0        leave out make test-vm (the guest kernel's tests; docs/kernels.md)
 #   NIGHTLY_SAVE=1      save each run's baseline into NIGHTLY_BASELINES instead of comparing (to (re)make them)
 #
 # Time: every family's long mode together takes hours (scenarios/reload.yaml alone 12 cells x 360 s); the
@@ -110,6 +111,22 @@ for f in "${scenarios[@]}"; do
 		done
 	done
 done
+
+# Another kernel (docs/kernels.md): the netem engine's tests in the lab's guest and the exhaustion family's
+# sysctls on this kernel and the guest's (make test-vm, about 15 minutes with the guest's image build). Run with
+# the whole set of scenarios only; NIGHTLY_VM=0 leaves it out.
+if [ "${NIGHTLY_VM:-1}" = 1 ] && [ $# -eq 0 ]; then
+	start=$(date +%s)
+	FAULTLAB_KERNELS_OUT="$OUT/reports/kernels.md" locked make --no-print-directory test-vm \
+		>"$OUT/logs/test-vm.log" 2>&1
+	rc=$?
+	if [ $rc = 0 ]; then
+		note "- **test-vm**: the netem engine and the exhaustion sysctls on the guest's kernel pass ($(( $(date +%s) - start ))s; $OUT/reports/kernels.md)"
+	else
+		note "- **test-vm**: FAILED (exit $rc): $(grep -E '^\s*(--- FAIL|.*_test.go:[0-9]+: )' "$OUT/logs/test-vm.log" | head -5 | tr '\n' ' ')"
+		failed=1
+	fi
+fi
 
 echo >>"$summary"
 if [ $failed = 1 ]; then

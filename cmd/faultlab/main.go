@@ -38,6 +38,9 @@ const usage = `usage:
                                    combine the run directories of run --shard I/N into one run
                                    and its report (verdicts across shards; docs/scale.md)
   faultlab k8s-job [flags] FILE    print a Kubernetes Indexed Job running FILE in N shards
+  faultlab vm [flags] run [run flags] FILE
+                                   run a scenario inside the lab's guest: Debian's own kernel under qemu
+                                   (build it first: make vm-image); the run directory comes back under --out
   faultlab clean                   remove namespaces and processes left by crashed runs
   faultlab version
 Flags may follow the arguments (faultlab run FILE --long); after -- everything is an argument.
@@ -71,6 +74,8 @@ func main() {
 		err = cmdMerge(os.Args[2:])
 	case "k8s-job":
 		err = cmdK8sJob(os.Args[2:])
+	case "vm":
+		err = cmdVM(ctx, os.Args[2:])
 	case "clean":
 		err = cmdClean(ctx)
 	case "version":

@@ -1,0 +1,216 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/faultlab/faultlab/harness/spec"
+	"github.com/faultlab/faultlab/harness/vm"
+)
+
+// cmdVM runs `faultlab run` inside the lab's guest (harness/vm: another kernel, Debian's own, under qemu):
+//
+//	faultlab vm [--suite bookworm] [--cpus 2] [--memory 2048] [--timeout 2h] run [run flags] FILE
+//
+// The scenario is checked here first (bad input fails before the guest boots), this binary and the scenario
+// file are shared with the guest over 9p, the guest runs the lab with the netns backend, and the run
+// directory comes back under --out (default runs/) with vm.json saying which kernel ran it. The exit status
+// is the guest run's.
+func cmdVM(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("vm", flag.ContinueOnError)
+	suite := fs.String("suite", "bookworm", "Debian suite of the guest (its kernel is that suite's linux-image-amd64)")
+	dir := fs.String("vm-dir", "", "the guest's image directory (default $FAULTLAB_VM_DIR or images/out/vm/SUITE)")
+	cpus := fs.Int("cpus", 2, "guest CPUs (emulated)")
+	mem := fs.Int("memory", 2048, "guest memory in MiB")
+	timeout := fs.Duration("timeout", 2*time.Hour, "the whole guest run, boot to power-off")
+	fs.Usage = func() {
+		fmt.Fprintln(fs.Output(), "usage: faultlab vm [flags] run [run flags] FILE   (build the guest first: make vm-image)")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	rest := fs.Args()
+	if len(rest) == 0 || rest[0] != "run" {
+		fs.Usage()
+		return errors.New("vm: want `run [run flags] FILE` after the vm flags")
+	}
+	f, file, err := parseRunFlags("run", rest[1:])
+	if err != nil {
+		return err
+	}
+	if f.junit != "" {
+		return errors.New("vm run: --junit is not passed into the guest: write it from the run directory with " +
+			"`faultlab report --format junit RUN_DIR`")
+	}
+	if f.backend != "" && f.backend != "netns" {
+		return fmt.Errorf("vm run: --backend %s: the guest runs the netns backend only", f.backend)
+	}
+	if _, err := spec.Load(file); err != nil { // bad input fails before the guest boots
+		return err
+	}
+	if *dir == "" {
+		wd, _ := os.Getwd()
+		*dir = vm.DefaultDir(wd, *suite)
+	}
+	im, err := vm.Open(*dir)
+	if err != nil {
+		return err
+	}
+	share, err := os.MkdirTemp("", "faultlab-vm-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(share)
+	exe, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	if err := copyFile(exe, filepath.Join(share, "faultlab"), 0o755); err != nil {
+		return err
+	}
+	if err := copyFile(file, filepath.Join(share, filepath.Base(file)), 0o644); err != nil {
+		return err
+	}
+	// The guest's arguments: the run's own, the scenario at its place in the share, records into the share.
+	guestArgs := []string{"run"}
+	for _, a := range rest[1:] {
+		if a == file {
+			a = filepath.Base(file)
+		}
+		guestArgs = append(guestArgs, shellQuote(a))
+	}
+	// The run writes to the guest's own disk (a daemon's unix socket cannot live on 9p), then the directory is
+	// copied to the share, sockets left out.
+	guestArgs = append(guestArgs, "--out", "/var/tmp/faultlab-runs", "--backend", "netns")
+	script := "ulimit -n 20000\n./faultlab " + strings.Join(guestArgs, " ") + "\nrc=$?\n" +
+		"if [ -d /var/tmp/faultlab-runs ]; then find /var/tmp/faultlab-runs -type s -delete; " +
+		"cp -a /var/tmp/faultlab-runs /host/runs || rc=70; fi\nexit $rc\n"
+	fmt.Fprintf(os.Stderr, "vm: booting %s (%s, %s) under emulation: %d CPUs, %d MiB\n", im.Kernel, im.Package,
+		im.Suite, *cpus, *mem)
+	res, err := im.Run(ctx, share, script, vm.Options{CPUs: *cpus, MemoryMB: *mem, Timeout: *timeout, Output: os.Stdout})
+	if err != nil {
+		return err
+	}
+	dirs, err := bringBack(filepath.Join(share, "runs"), f.out, im, res)
+	if err != nil {
+		if res.ExitCode != 0 { // refused before any work, or could not start: the guest's status says so
+			return &vmExit{code: res.ExitCode, kernel: im.Kernel}
+		}
+		return err
+	}
+	for _, d := range dirs {
+		fmt.Fprintf(os.Stderr, "vm: guest %s: run directory %s (boot to power-off %s)\n", im.Kernel, d,
+			res.Elapsed.Round(time.Second))
+	}
+	if res.ExitCode != 0 {
+		return &vmExit{code: res.ExitCode, kernel: im.Kernel}
+	}
+	return nil
+}
+
+// vmInfo is vm.json in a run directory made in the guest.
+type vmInfo struct {
+	Kernel   string  `json:"kernel"`
+	Package  string  `json:"package"`
+	Suite    string  `json:"suite"`
+	Emulator string  `json:"emulator"`
+	Seconds  float64 `json:"boot_to_poweroff_seconds"`
+	ExitCode int     `json:"exit_code"`
+}
+
+// bringBack moves the run directories the guest wrote under from (SCENARIO/ID) to out/SCENARIO/ID, each with
+// a vm.json, and returns their new paths.
+func bringBack(from, out string, im *vm.Image, res *vm.Result) ([]string, error) {
+	scenarios, err := os.ReadDir(from)
+	if err != nil {
+		return nil, fmt.Errorf("vm: the guest wrote no run directory (%v): its output above says why", err)
+	}
+	info, _ := json.MarshalIndent(vmInfo{Kernel: im.Kernel, Package: im.Package, Suite: im.Suite,
+		Emulator: "qemu-system-x86_64 (TCG)", Seconds: res.Elapsed.Seconds(), ExitCode: res.ExitCode}, "", "  ")
+	var dirs []string
+	for _, sc := range scenarios {
+		runs, err := os.ReadDir(filepath.Join(from, sc.Name()))
+		if err != nil {
+			return dirs, err
+		}
+		for _, r := range runs {
+			src, dst := filepath.Join(from, sc.Name(), r.Name()), filepath.Join(out, sc.Name(), r.Name())
+			if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+				return dirs, err
+			}
+			if err := moveDir(src, dst); err != nil {
+				return dirs, err
+			}
+			if err := os.WriteFile(filepath.Join(dst, "vm.json"), append(info, '\n'), 0o644); err != nil {
+				return dirs, err
+			}
+			dirs = append(dirs, dst)
+		}
+	}
+	return dirs, nil
+}
+
+// moveDir renames src to dst, copying across filesystems (the share is under the system's temp directory).
+func moveDir(src, dst string) error {
+	if err := os.Rename(src, dst); err == nil {
+		return nil
+	}
+	err := filepath.WalkDir(src, func(p string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(src, p)
+		t := filepath.Join(dst, rel)
+		if d.IsDir() {
+			return os.MkdirAll(t, 0o755)
+		}
+		if !d.Type().IsRegular() {
+			return nil
+		}
+		return copyFile(p, t, 0o644)
+	})
+	if err != nil {
+		return fmt.Errorf("vm: bringing the run directory back: %w", err)
+	}
+	return os.RemoveAll(src)
+}
+
+func copyFile(src, dst string, mode os.FileMode) error {
+	in, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	out, err := os.OpenFile(dst, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, mode)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(out, in); err != nil {
+		out.Close()
+		return err
+	}
+	return out.Close()
+}
+
+// shellQuote quotes s for sh.
+func shellQuote(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }
+
+// vmExit is a guest run that ended with a non-zero status: faultlab vm exits with it.
+type vmExit struct {
+	code   int
+	kernel string
+}
+
+func (e *vmExit) Error() string {
+	return fmt.Sprintf("the run in the guest (kernel %s) exited with status %d", e.kernel, e.code)
+}
+func (e *vmExit) ExitCode() int { return e.code }
