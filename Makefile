@@ -60,8 +60,9 @@ vm-image:
 ## test-vm: the nightly tests on another kernel (FAULTLAB_VM=1): the netem engine's tests inside the guest,
 ## Debian's own kernel with sch_netem (TestNetemInGuest), and the exhaustion family's sysctl semantics on this
 ## kernel and the guest's (TestKernels; FAULTLAB_KERNELS_OUT=FILE writes its table); about 15 minutes
+## (FAULTLAB_REQUIRE_PRIVILEGED=1: asked for, these tests fail rather than skip without root or the guest)
 test-vm: deps vm-image
-	FAULTLAB_VM=1 $(GO) test -p 1 -count=1 -timeout 60m -v -run '^(TestNetemInGuest|TestKernels)$$' \
+	FAULTLAB_VM=1 FAULTLAB_REQUIRE_PRIVILEGED=1 $(GO) test -p 1 -count=1 -timeout 60m -v -run '^(TestNetemInGuest|TestKernels)$$' \
 		./harness/impair ./scenarios
 
 test-images:

@@ -232,32 +232,37 @@ func linkCells(out, shardDir string, cells []CellRef) error {
 		if _, err := os.Stat(src); errors.Is(err, fs.ErrNotExist) {
 			continue
 		}
-		dst := CellDir(out, c.Name, c.Rep)
-		err := filepath.WalkDir(src, func(path string, d fs.DirEntry, err error) error {
-			if err != nil {
-				return err
-			}
-			rel, _ := filepath.Rel(src, path)
-			target := filepath.Join(dst, rel)
-			if d.IsDir() {
-				return os.MkdirAll(target, 0o755)
-			}
-			if !d.Type().IsRegular() {
-				return nil
-			}
-			if os.Link(path, target) == nil {
-				return nil
-			}
-			return copyFile(path, target)
-		})
-		if err != nil {
+		if err := CopyTree(src, CellDir(out, c.Name, c.Rep)); err != nil {
 			return fmt.Errorf("merge %s: %w", src, err)
 		}
 	}
 	return nil
 }
 
-func copyFile(src, dst string) error {
+// CopyTree puts the regular files and directories under src at the same places under dst: hard links where
+// the filesystem allows, copies otherwise (sockets, FIFOs and devices are left out).
+func CopyTree(src, dst string) error {
+	return filepath.WalkDir(src, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(src, path)
+		target := filepath.Join(dst, rel)
+		if d.IsDir() {
+			return os.MkdirAll(target, 0o755)
+		}
+		if !d.Type().IsRegular() {
+			return nil
+		}
+		if os.Link(path, target) == nil {
+			return nil
+		}
+		return CopyFile(path, target)
+	})
+}
+
+// CopyFile copies the regular file src to dst (created or truncated, mode 0666 before the umask).
+func CopyFile(src, dst string) error {
 	in, err := os.Open(src)
 	if err != nil {
 		return err

@@ -63,7 +63,7 @@ func copyDir(src, dst string) error {
 		return err
 	}
 	for _, e := range entries {
-		if err := copyFile(filepath.Join(src, e.Name()), filepath.Join(dst, e.Name())); err != nil {
+		if err := CopyFile(filepath.Join(src, e.Name()), filepath.Join(dst, e.Name())); err != nil {
 			return err
 		}
 	}

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -14,6 +13,7 @@ import (
 
 	"github.com/faultlab/faultlab/harness/spec"
 	"github.com/faultlab/faultlab/harness/vm"
+	"github.com/faultlab/faultlab/results"
 )
 
 // cmdVM runs `faultlab run` inside the lab's guest (harness/vm: another kernel, Debian's own, under qemu):
@@ -161,44 +161,21 @@ func bringBack(from, out string, im *vm.Image, res *vm.Result) ([]string, error)
 
 // moveDir renames src to dst, copying across filesystems (the share is under the system's temp directory).
 func moveDir(src, dst string) error {
-	if err := os.Rename(src, dst); err == nil {
+	if os.Rename(src, dst) == nil {
 		return nil
 	}
-	err := filepath.WalkDir(src, func(p string, d os.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		rel, _ := filepath.Rel(src, p)
-		t := filepath.Join(dst, rel)
-		if d.IsDir() {
-			return os.MkdirAll(t, 0o755)
-		}
-		if !d.Type().IsRegular() {
-			return nil
-		}
-		return copyFile(p, t, 0o644)
-	})
-	if err != nil {
+	if err := results.CopyTree(src, dst); err != nil {
 		return fmt.Errorf("vm: bringing the run directory back: %w", err)
 	}
 	return os.RemoveAll(src)
 }
 
+// copyFile copies src to dst with mode.
 func copyFile(src, dst string, mode os.FileMode) error {
-	in, err := os.Open(src)
-	if err != nil {
+	if err := results.CopyFile(src, dst); err != nil {
 		return err
 	}
-	defer in.Close()
-	out, err := os.OpenFile(dst, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, mode)
-	if err != nil {
-		return err
-	}
-	if _, err := io.Copy(out, in); err != nil {
-		out.Close()
-		return err
-	}
-	return out.Close()
+	return os.Chmod(dst, mode)
 }
 
 // shellQuote quotes s for sh.
