@@ -30,7 +30,9 @@ func Build(runDir string) (*Report, error) {
 	opt := SummaryOptions{Seed: uint64(meta.Seed)}
 	var metas []*CellMeta
 	shardOf := map[string][]int{}
+	kernelOf := map[int]string{}
 	for _, sh := range meta.Shards {
+		kernelOf[sh.Index] = sh.Kernel
 		for _, c := range sh.Cells {
 			if !slices.Contains(shardOf[c.Name], sh.Index) {
 				shardOf[c.Name] = append(shardOf[c.Name], sh.Index)
@@ -42,6 +44,9 @@ func Build(runDir string) (*Report, error) {
 		c, ms := b.build(pc.reps, opt)
 		if c != nil {
 			c.Axes, c.Shards = meta.CellAxes[pc.name], shardOf[pc.name]
+			if len(c.Shards) > 0 {
+				c.Kernel = kernelOf[c.Shards[0]]
+			}
 			r.Cells = append(r.Cells, *c)
 			metas = append(metas, ms...)
 		}

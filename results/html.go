@@ -18,7 +18,8 @@ func HTML(w io.Writer, r *Report, runDir string) error {
 	if err := Markdown(&md, r); err != nil {
 		return err
 	}
-	page := htmlPage{R: r, Figures: figs, Missing: missing, Markdown: md.String(), Rows: htmlRows(r)}
+	page := htmlPage{R: r, Figures: figs, Missing: missing, Markdown: md.String(), Rows: htmlRows(r),
+		Kernels: kernelsDiffer(r)}
 	if err := htmlTemplate.Execute(w, page); err != nil {
 		return fmt.Errorf("write html: %w", err)
 	}
@@ -31,12 +32,13 @@ type htmlPage struct {
 	Figures  []Figure
 	Missing  []string
 	Markdown string
+	Kernels  bool // the cells ran on different kernels: a kernel column
 }
 
 // htmlRow is one cell of the mitigation table, formatted.
 type htmlRow struct {
-	Cell, Mitigation, Attempts, Failures, Rate, RateCI, Bad, BadCI, Resets, Connect, VsRef string
-	Worse                                                                                  bool
+	Cell, Kernel, Mitigation, Attempts, Failures, Rate, RateCI, Bad, BadCI, Resets, Connect, VsRef string
+	Worse                                                                                          bool
 }
 
 func htmlRows(r *Report) []htmlRow {
@@ -46,7 +48,7 @@ func htmlRows(r *Report) []htmlRow {
 		if c.Strategy != "" {
 			parts = append([]string{c.Strategy}, parts...)
 		}
-		row := htmlRow{Cell: c.Name, Mitigation: strings.Join(parts, " + ")}
+		row := htmlRow{Cell: c.Name, Kernel: c.Kernel, Mitigation: strings.Join(parts, " + ")}
 		if st := c.Stats; st != nil {
 			row.Attempts, row.Failures, row.Resets = commas(st.Attempts), commas(st.Failures), commas(st.Resets)
 			row.Rate = fmtPct(st.FailureRate)
@@ -85,10 +87,10 @@ pre{font-size:12px;overflow-x:auto;background:#f6f6f6;padding:.5em}
 <h2 id="environment">Environment</h2>
 <ul>{{range $k, $v := .R.Env}}<li>{{$k}}: {{env $v}}</li>{{end}}</ul>
 <h2 id="cells">Cells</h2>
-<table><tr><th>cell</th><th>reload / mitigations</th><th>attempts</th><th>failures</th><th>failure rate</th>
+<table><tr><th>cell</th>{{if .Kernels}}<th>kernel</th>{{end}}<th>reload / mitigations</th><th>attempts</th><th>failures</th><th>failure rate</th>
 <th>95% (clustered)</th><th>bad windows</th><th>95% (Clopper-Pearson)</th><th>resets</th>
 <th>connect p50 / p99</th><th>vs reference (bad windows)</th></tr>
-{{range .Rows}}<tr><td>{{.Cell}}</td><td>{{.Mitigation}}</td><td>{{.Attempts}}</td><td>{{.Failures}}</td>
+{{range .Rows}}<tr><td>{{.Cell}}</td>{{if $.Kernels}}<td>{{.Kernel}}</td>{{end}}<td>{{.Mitigation}}</td><td>{{.Attempts}}</td><td>{{.Failures}}</td>
 <td>{{.Rate}}</td><td>{{.RateCI}}</td><td>{{.Bad}}</td><td>{{.BadCI}}</td><td>{{.Resets}}</td><td>{{.Connect}}</td>
 <td>{{.VsRef}}</td></tr>
 {{end}}</table>

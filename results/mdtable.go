@@ -21,6 +21,7 @@ type mdTable struct {
 	ref     *CellStats    // the reference cell's statistics; nil: no "p vs" column
 	refName string
 	cols    []mdColumn
+	kernels bool // the cells ran on different kernels: a kernel column after the cell's name
 }
 
 func newMDTable(r *Report) *mdTable {
@@ -34,6 +35,7 @@ func newMDTable(r *Report) *mdTable {
 	if r.Reference != "" {
 		t.ref = r.StatsByCell()[r.Reference]
 	}
+	t.kernels = kernelsDiffer(r)
 	t.cols = []mdColumn{
 		{"attempts", func(s *CellStats) string { return commas(s.Attempts) }},
 		{"failed", func(s *CellStats) string { return commas(s.Failures) }},
@@ -61,13 +63,19 @@ func newMDTable(r *Report) *mdTable {
 
 func (t *mdTable) write(b *strings.Builder, r *Report) {
 	heads := []string{"cell"}
+	if t.kernels {
+		heads = append(heads, "kernel")
+	}
 	for _, c := range t.cols {
 		heads = append(heads, c.head)
 	}
 	mdRow(b, heads)
-	b.WriteString("|---|" + strings.Repeat("---:|", len(t.cols)) + "\n")
+	b.WriteString(strings.Repeat("|---", len(heads)-len(t.cols)) + "|" + strings.Repeat("---:|", len(t.cols)) + "\n")
 	for _, c := range r.Cells {
 		row := []string{mdEscape(c.Name)}
+		if t.kernels {
+			row = append(row, mdEscape(c.Kernel))
+		}
 		for _, col := range t.cols {
 			if c.Stats == nil {
 				row = append(row, "–")
@@ -77,6 +85,11 @@ func (t *mdTable) write(b *strings.Builder, r *Report) {
 		}
 		mdRow(b, row)
 	}
+}
+
+// kernelsDiffer reports whether the cells ran on different kernels (a run under several kernels).
+func kernelsDiffer(r *Report) bool {
+	return slices.ContainsFunc(r.Cells, func(c CellReport) bool { return c.Kernel != r.Cells[0].Kernel })
 }
 
 func mdRow(b *strings.Builder, cols []string) {

@@ -151,6 +151,7 @@ func mergedMeta(shards []shardRun) (*RunMeta, []string) {
 			m.Finished = sh.meta.Finished
 		}
 		m.Cells = append(m.Cells, sh.meta.Cells...)
+		warnings = append(warnings, sh.meta.Warnings...) // e.g. the cells a kernel refused
 		for c, levels := range sh.meta.CellAxes {
 			m.CellAxes[c] = levels
 		}
@@ -175,7 +176,7 @@ func mergedMeta(shards []shardRun) (*RunMeta, []string) {
 			"claims about cells that did not run are left out", strings.Join(missing, ", "), len(m.Cells),
 			f.Shard.PlannedCells))
 	}
-	m.Env, warnings = commonEnv(envs, warnings)
+	m.Env, warnings = commonEnv(envs, warnings, f.Shard.Unit == "kernel")
 	if f.Shard.Unit == "cell" && f.Shard.Count > 1 {
 		warnings = append(warnings, "the shards split the run by cell: a comparison or claim between cells of "+
 			"different shards also compares their machines (give the scenario rounds: N >= shards to split by "+
@@ -185,8 +186,8 @@ func mergedMeta(shards []shardRun) (*RunMeta, []string) {
 }
 
 // commonEnv keeps the environment entries every shard agrees on; kernel and lab version differences are
-// warned about (the others are in each shard's entry).
-func commonEnv(envs []map[string]any, warnings []string) (map[string]any, []string) {
+// warned about (the others are in each shard's entry), kernels not when byKernel (one part per kernel).
+func commonEnv(envs []map[string]any, warnings []string, byKernel bool) (map[string]any, []string) {
 	out := map[string]any{}
 	for k, v := range envs[0] {
 		same := true
@@ -204,7 +205,7 @@ func commonEnv(envs []map[string]any, warnings []string) (map[string]any, []stri
 		case k == "run_dir":
 		default:
 			out[k] = "differs by shard (see shards)"
-			if k == "kernel" || k == "faultlab" || k == "provider" || k == "mode" {
+			if k == "kernel" && !byKernel || k == "faultlab" || k == "provider" || k == "mode" {
 				warnings = append(warnings, fmt.Sprintf("the shards differ in %s: %s", k, strings.Join(vals, ", ")))
 			}
 		}

@@ -46,6 +46,9 @@ type CellReport struct {
 	Reps int    `json:"reps"`
 	// Axes is the cell's level on each axis (nil for a cell not from axes).
 	Axes map[string]string `json:"axes,omitempty"`
+	// Kernel is the release of the kernel the cell ran on (its first shard's), in a merged run: one run under
+	// several kernels (a scenario's kernels:) is merged from one part per kernel.
+	Kernel string `json:"kernel,omitempty"`
 	// Shards lists the shards that ran the cell's repetitions, in a merged run.
 	Shards      []int    `json:"shards,omitempty"`
 	Strategy    string   `json:"strategy,omitempty"`

@@ -11,111 +11,68 @@ import (
 	"testing"
 	"time"
 
+	"github.com/faultlab/faultlab/harness/spec"
 	"github.com/faultlab/faultlab/harness/testutil"
 	"github.com/faultlab/faultlab/harness/vm"
 	"github.com/faultlab/faultlab/results"
 )
 
-// guestSuite is the Debian suite whose kernel the comparison runs (its linux-image-amd64: 6.1 for bookworm).
-const guestSuite = "bookworm"
-
-// TestKernels runs exhaustion-kernels.yaml on this machine's kernel and on Debian's kernel in the lab's guest
-// (`faultlab vm run`, harness/vm), and reports per cell whether the two kernels agree: failures or none, and
-// each claim's verdict. A cell whose sysctl the guest's kernel lacks runs only here; the guest's refusal of
-// it, before any work, is checked to name the sysctl and the kernel. Nightly (FAULTLAB_VM=1, make
-// test-vm): the guest runs under software emulation, about 10 minutes. FAULTLAB_KERNELS_OUT=FILE writes
-// the table docs/kernels.md shows.
+// TestKernels runs exhaustion-kernels.yaml, whose cells run under each of its kernels (kernels: host and the
+// lab's guests), through the one command that does it, `faultlab run`: the host's cells here, each guest's in
+// one boot of its image (harness/vm), merged into one run directory whose cells carry their kernel. It checks
+// that every cell ran on the kernel it names, that the guests' cells kept up with their rate (the lag guard),
+// and that a cell whose sysctl a kernel lacks (tcp_tw_reuse_delay, Linux 6.13+) is refused on that kernel,
+// before any work, with the sysctl and the kernel named in the merged run's warnings, while the others run.
+// It reports per cell whether the kernels agree (failures on all or on none) and each claim's verdict under
+// each kernel. Nightly (FAULTLAB_VM=1, make test-vm): the guests run under software emulation.
+// FAULTLAB_KERNELS_OUT=FILE writes the table docs/kernels.md shows.
 func TestKernels(t *testing.T) {
 	if os.Getenv("FAULTLAB_VM") != "1" {
-		t.Skip("nightly: FAULTLAB_VM=1 (make test-vm) boots a guest kernel under emulation (~10 minutes)")
+		t.Skip("nightly: FAULTLAB_VM=1 (make test-vm) boots the guest kernels under emulation (~5 minutes each)")
 	}
 	testutil.RequireRoot(t)
 	root, err := filepath.Abs("..")
 	if err != nil {
 		t.Fatal(err)
 	}
-	im, err := vm.Open(vm.DefaultDir(root, guestSuite))
+	const file = "scenarios/exhaustion-kernels.yaml"
+	s, err := spec.Load(filepath.Join(root, file))
 	if err != nil {
-		testutil.SkipMissing(t, err)
+		t.Fatal(err)
 	}
-	const file = "exhaustion-kernels.yaml"
-	host := runScenario(t, file, "netns")
-	if host == nil {
-		return
+	for _, k := range s.GuestKernels() {
+		if _, err := vm.OpenKernel(root, k); err != nil {
+			testutil.SkipMissing(t, err)
+		}
 	}
 	bin := filepath.Join(t.TempDir(), "faultlab")
 	if out, err := exec.Command("go", "build", "-o", bin, "../cmd/faultlab").CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
 	out := t.TempDir()
-	vmRun := func(cells ...string) (string, error) {
-		ctx, cancel := context.WithTimeout(context.Background(), 40*time.Minute)
-		defer cancel()
-		cmd := exec.CommandContext(ctx, bin, "vm", "--vm-dir", im.Dir, "run", "-q", "--accept-inconclusive",
-			"--cells", strings.Join(cells, ","), "--out", out, file)
-		b, err := cmd.CombinedOutput()
-		if ee, ok := err.(*exec.ExitError); ok && ee.ExitCode() == 1 && strings.Contains(string(b), "vm: guest ") {
-			err = nil // the run came back and a claim failed: compared below
-		}
-		return string(b), err
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Minute)
+	defer cancel()
+	start := time.Now()
+	cmd := exec.CommandContext(ctx, bin, "run", "-q", "--accept-inconclusive", "--out", out, file)
+	cmd.Dir = root // the guests' images are under the repository's images/out/vm
+	b, err := cmd.CombinedOutput()
+	t.Logf("faultlab run %s (%s):\n%s", file, time.Since(start).Round(time.Second), lastLines(string(b), 60))
+	if ee, ok := err.(*exec.ExitError); ok && ee.ExitCode() == 1 && strings.Contains(string(b), "results: ") {
+		err = nil // the merged run was written and a claim failed: compared below
 	}
-	// tcp_tw_reuse_delay came after 6.1: a kernel without it must refuse the cell before any work, naming the
-	// sysctl and the kernel. Whether the guest's kernel has it is what the guest answers.
-	var guestCells, lacking []string
-	for _, c := range host.Cells {
-		if c.Name != delayCell {
-			guestCells = append(guestCells, c.Name)
-		}
-	}
-	msg, err := vmRun(delayCell)
-	switch {
-	case err == nil:
-		guestCells = append(guestCells, delayCell)
-		t.Logf("cell %s ran in the guest (kernel %s)", delayCell, im.Kernel)
-	case strings.Contains(msg, "net.ipv4.tcp_tw_reuse_delay") && strings.Contains(msg, im.Kernel):
-		lacking = append(lacking, delayCell)
-		t.Logf("cell %s in the guest is refused before it runs:\n%s", delayCell, lastLines(msg, 3))
-	default:
-		t.Errorf("cell %s in the guest: %v, and no refusal naming net.ipv4.tcp_tw_reuse_delay and kernel %s:\n%s",
-			delayCell, err, im.Kernel, msg)
-	}
-	cells := slices.DeleteFunc(slices.Clone(guestCells), func(c string) bool { return c == delayCell })
-	msg, err = vmRun(cells...)
-	t.Logf("guest run (kernel %s):\n%s", im.Kernel, lastLines(msg, 40))
 	if err != nil {
-		t.Fatalf("faultlab vm run: %v", err)
+		t.Fatalf("faultlab run: %v", err)
 	}
-	// The guest's runs: the main one (its claims) and the delay cell's when the kernel has the sysctl.
-	files, _ := filepath.Glob(filepath.Join(out, "exhaustion-kernels", "*", results.ResultsFile))
-	guest := &results.Report{}
-	for _, f := range files {
-		r, err := results.ReadRunReport(f)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if r.Cell(delayCell) == nil || len(r.Cells) > 1 {
-			guest.Env, guest.Verdicts = r.Env, r.Verdicts
-		}
-		guest.Cells = append(guest.Cells, r.Cells...)
+	merged, _ := filepath.Glob(filepath.Join(out, s.Name, "*-kernels", results.ResultsFile))
+	if len(merged) != 1 {
+		t.Fatalf("want one merged run under %s, found %v", out, merged)
 	}
-	if len(guest.Cells) != len(guestCells) {
-		t.Fatalf("the guest's run directories under %s hold %d cells, want %d (%v)", out, len(guest.Cells),
-			len(guestCells), guestCells)
+	rep, err := results.ReadReport(merged[0])
+	if err != nil {
+		t.Fatal(err)
 	}
-	hk, gk := fmt.Sprint(host.Env["kernel"]), fmt.Sprint(guest.Env["kernel"])
-	if hk == gk {
-		t.Fatalf("both runs on kernel %s: the guest did not run its own kernel", hk)
-	}
-	for _, c := range guest.Cells {
-		if c.Stats == nil || c.Stats.Attempts == 0 {
-			t.Errorf("guest cell %s made no attempts: the cell did not run (its error is in the guest's output)", c.Name)
-		}
-		if s := c.Behind(); s != "" {
-			t.Errorf("guest cell %s: %s", c.Name, s)
-		}
-	}
-	table := kernelTable(host, guest, hk, gk, lacking)
-	t.Logf("kernel %s vs %s:\n%s", hk, gk, table)
+	table, release := kernelTable(t, s, rep)
+	t.Logf("kernels %v:\n%s", release, table)
 	if f := os.Getenv("FAULTLAB_KERNELS_OUT"); f != "" {
 		if err := os.WriteFile(f, []byte(table), 0o644); err != nil {
 			t.Fatal(err)
@@ -123,50 +80,147 @@ func TestKernels(t *testing.T) {
 	}
 }
 
-// delayCell sets net.ipv4.tcp_tw_reuse_delay, which older kernels lack.
+// delayCell sets net.ipv4.tcp_tw_reuse_delay, which kernels before 6.13 lack.
 const delayCell = "tw-reuse-delay"
 
-// kernelTable is the Markdown comparison: per cell, the failures on each kernel, whether they agree (failures
-// on both or on neither) and the claims' verdicts.
-func kernelTable(host, guest *results.Report, hk, gk string, lacking []string) string {
-	var b strings.Builder
-	fmt.Fprintf(&b, "| cell | %s failed / attempts | %s failed / attempts | agree |\n|---|---|---|---|\n",
-		hk, gk)
-	counts := func(c *results.CellReport) (failed, attempts int) {
-		if c.Stats == nil {
-			return 0, 0
+// kernelTable checks the merged report rep of s and returns the Markdown comparison (per cell, the failures
+// under each kernel and whether they agree; per claim, its verdict under each kernel) and each kernel's
+// release.
+func kernelTable(t *testing.T, s *spec.Scenario, rep *results.Report) (string, map[string]string) {
+	t.Helper()
+	var bases []string
+	byKernel := map[string]map[string]*results.CellReport{} // kernel -> base cell -> cell
+	release := map[string]string{}
+	for i := range rep.Cells {
+		c := &rep.Cells[i]
+		k := kernelNamed(s, c.Axes[spec.KernelAxis])
+		base := strings.TrimSuffix(c.Name, "."+spec.KernelLevel(k))
+		if k == "" || base == c.Name {
+			t.Fatalf("cell %s: axes %v name none of the kernels %v", c.Name, c.Axes, s.Kernels)
 		}
-		return c.Stats.Failures, c.Stats.Attempts
+		if !slices.Contains(bases, base) {
+			bases = append(bases, base)
+		}
+		if byKernel[k] == nil {
+			byKernel[k] = map[string]*results.CellReport{}
+		}
+		byKernel[k][base] = c
+		switch r, seen := release[k]; {
+		case c.Kernel == "":
+			t.Errorf("cell %s: the merged report gives no kernel", c.Name)
+		case seen && r != c.Kernel:
+			t.Errorf("cell %s ran on kernel %s, other cells of %s on %s", c.Name, c.Kernel, k, r)
+		}
+		release[k] = c.Kernel
+		if c.Stats == nil || c.Stats.Attempts == 0 {
+			t.Errorf("cell %s made no attempts: it did not run (its error is in the run's output)", c.Name)
+		}
+		if b := c.Behind(); b != "" {
+			t.Errorf("cell %s: %s", c.Name, b)
+		}
 	}
-	for i := range host.Cells {
-		hc := &host.Cells[i]
-		gc := guest.Cell(hc.Name)
-		hfail, hn := counts(hc)
-		hf := fmt.Sprintf("%d / %d", hfail, hn)
-		if gc == nil {
-			why := "not run"
-			if slices.Contains(lacking, hc.Name) {
-				why = "refused: the kernel has no such sysctl"
+	for _, k := range s.Kernels {
+		if release[k] == "" {
+			t.Fatalf("no cell ran under kernel %s", k)
+		}
+		for _, other := range s.Kernels {
+			if other != k && release[other] == release[k] {
+				t.Errorf("kernels %s and %s both ran on %s: a guest did not run its own kernel", k, other, release[k])
 			}
-			fmt.Fprintf(&b, "| %s | %s | %s | - |\n", hc.Name, hf, why)
+		}
+	}
+	// A kernel without tcp_tw_reuse_delay refuses that cell before it runs, saying so in the merged run.
+	refused := map[string]string{}
+	for _, k := range s.Kernels {
+		if byKernel[k][delayCell] != nil {
 			continue
 		}
-		gfail, gn := counts(gc)
-		agree := "yes"
-		if (hfail > 0) != (gfail > 0) {
-			agree = "**no**"
+		cell := delayCell + "." + spec.KernelLevel(k)
+		i := slices.IndexFunc(rep.Warnings, func(w string) bool { return strings.Contains(w, "cell "+cell+" refused") })
+		if i < 0 {
+			t.Errorf("cell %s did not run and the merged run does not say it was refused (warnings %q)", cell,
+				rep.Warnings)
+			continue
 		}
-		fmt.Fprintf(&b, "| %s | %s | %d / %d | %s |\n", hc.Name, hf, gfail, gn, agree)
+		w := rep.Warnings[i]
+		if !strings.Contains(w, "net.ipv4.tcp_tw_reuse_delay") || !strings.Contains(w, "does not exist on kernel "+release[k]) {
+			t.Errorf("refusal of %s does not name the sysctl and kernel %s: %s", cell, release[k], w)
+		}
+		refused[k] = w
 	}
-	b.WriteString("\n| claim | " + hk + " | " + gk + " |\n|---|---|---|\n")
-	gv := map[string]results.Status{}
-	for _, v := range guest.Verdicts {
-		gv[v.Cell+": "+v.Claim] = v.Status
+
+	var b strings.Builder
+	b.WriteString("| cell |")
+	for _, k := range s.Kernels {
+		fmt.Fprintf(&b, " %s failed / attempts |", release[k])
 	}
-	for _, v := range host.Verdicts {
-		fmt.Fprintf(&b, "| %s: %s | %s | %s |\n", v.Cell, v.Claim, v.Status, gv[v.Cell+": "+v.Claim])
+	b.WriteString(" agree |\n|---|" + strings.Repeat("---|", len(s.Kernels)) + "---|\n")
+	for _, base := range bases {
+		fmt.Fprintf(&b, "| %s |", base)
+		var failing, ran []bool
+		for _, k := range s.Kernels {
+			c := byKernel[k][base]
+			switch {
+			case c != nil && c.Stats != nil:
+				fmt.Fprintf(&b, " %d / %d |", c.Stats.Failures, c.Stats.Attempts)
+				failing, ran = append(failing, c.Stats.Failures > 0), append(ran, true)
+			case refused[k] != "" && base == delayCell:
+				b.WriteString(" refused: the kernel has no such sysctl |")
+			default:
+				b.WriteString(" not run |")
+			}
+		}
+		agree := "-"
+		if len(ran) > 1 {
+			agree = "yes"
+			if slices.Contains(failing, true) && slices.Contains(failing, false) {
+				agree = "**no**"
+			}
+		}
+		fmt.Fprintf(&b, " %s |\n", agree)
 	}
-	return b.String()
+	b.WriteString("\n| claim |")
+	for _, k := range s.Kernels {
+		fmt.Fprintf(&b, " %s |", release[k])
+	}
+	b.WriteString("\n|---|" + strings.Repeat("---|", len(s.Kernels)) + "\n")
+	verdict := map[string]results.Status{}
+	var claims []string
+	for _, v := range rep.Verdicts {
+		base, k := v.Cell, ""
+		for _, kk := range s.Kernels {
+			if trimmed, ok := strings.CutSuffix(v.Cell, "."+spec.KernelLevel(kk)); ok {
+				base, k = trimmed, kk
+			}
+		}
+		key := base + ": " + strings.ReplaceAll(v.Claim, "."+spec.KernelLevel(k), "")
+		if !slices.Contains(claims, key) {
+			claims = append(claims, key)
+		}
+		verdict[key+"\x00"+k] = v.Status
+	}
+	for _, c := range claims {
+		fmt.Fprintf(&b, "| %s |", c)
+		for _, k := range s.Kernels {
+			st := verdict[c+"\x00"+k]
+			if st == "" {
+				st = "-"
+			}
+			fmt.Fprintf(&b, " %s |", st)
+		}
+		b.WriteString("\n")
+	}
+	return b.String(), release
+}
+
+// kernelNamed is the scenario's kernel whose level is level ("" for none).
+func kernelNamed(s *spec.Scenario, level string) string {
+	for _, k := range s.Kernels {
+		if spec.KernelLevel(k) == level {
+			return k
+		}
+	}
+	return ""
 }
 
 func lastLines(s string, n int) string {

@@ -68,9 +68,17 @@ func check(ctx context.Context, f *runFlags, file string, w io.Writer) error {
 		return printProblems(w, file, err)
 	}
 	checkErr := spec.Check(s, runner.Vocabulary())
-	rep, err := runner.Preflight(ctx, s, f.options())
+	opts := f.options()
+	if len(s.Kernels) > 0 { // this machine checks the host's cells; each guest checks its own when it boots
+		opts.Kernel = spec.HostKernel
+	}
+	rep, err := runner.Preflight(ctx, s, opts)
 	if err := errors.Join(checkErr, err); err != nil {
 		return printProblems(w, file, err)
+	}
+	if g := s.GuestKernels(); len(g) > 0 {
+		rep.Checked = append(rep.Checked, fmt.Sprintf("the cells of kernel(s) %s not here: each guest checks "+
+			"its own before they run", strings.Join(g, ", ")))
 	}
 	fmt.Fprintf(w, "%s: ok (%s, %s backend, checked: structure, kinds, options and names, %s)\n", file,
 		cellCount(rep.Cells), rep.Backend, strings.Join(rep.Checked, ", "))

@@ -29,6 +29,7 @@ type runFlags struct {
 	acceptInconclusive  bool
 	sets                listFlag // --set HOST:SYSCTL=V1,V2, repeatable (axes.go)
 	shard               string   // --shard I/N
+	kernel              string   // --kernel NAME: one kernel's part of a run under several (kernels.go)
 }
 
 // parseRunFlags parses run's and up's flags, which may come before or after the scenario file.
@@ -44,6 +45,8 @@ func parseRunFlags(name string, args []string) (*runFlags, string, error) {
 	fs.Var(&f.sets, "set", "HOST:SYSCTL=V1,V2: cross every cell with a sysctl axis (repeatable)")
 	fs.StringVar(&f.shard, "shard", "", "I/N: run the I-th of N deterministic slices of the run (by round when "+
 		"the run has several, else by cell); `faultlab merge` combines the shards")
+	fs.StringVar(&f.kernel, "kernel", "", "NAME: of a scenario with kernels:, run only the cells of that kernel "+
+		"on this machine, as one part of the whole run (`faultlab run` does this for each kernel and merges)")
 	if name == "run" {
 		fs.BoolVar(&f.untilDecided, "until-decided", false, "add interleaved rounds until every claim is decided "+
 			"or the budget is spent (group-sequential design)")
@@ -69,7 +72,7 @@ func parseRunFlags(name string, args []string) (*runFlags, string, error) {
 // options are the runner options the flags ask for.
 func (f *runFlags) options() runner.Options {
 	o := runner.Options{Backend: f.backend, Long: f.long, OutDir: f.out, Seed: f.seed,
-		UntilDecided: f.untilDecided, Budget: f.budget}
+		UntilDecided: f.untilDecided, Budget: f.budget, Kernel: f.kernel}
 	for _, n := range strings.Split(f.cells, ",") {
 		if n = strings.TrimSpace(n); n != "" {
 			o.Cells = append(o.Cells, n)
@@ -78,51 +81,54 @@ func (f *runFlags) options() runner.Options {
 	return o
 }
 
-// newRunner parses the flags of run or up, loads the scenario and makes its runner (which checks it first).
-func newRunner(name string, args []string) (*runFlags, *spec.Scenario, *runner.Runner, error) {
+// loadRun parses the flags of run or up and loads the scenario, crossed with any --set axes.
+func loadRun(name string, args []string) (*runFlags, string, *spec.Scenario, error) {
 	f, file, err := parseRunFlags(name, args)
 	if err != nil {
-		return nil, nil, nil, err
+		return nil, "", nil, err
 	}
 	s, err := spec.Load(file)
 	if err != nil {
-		return nil, nil, nil, err
+		return nil, "", nil, err
 	}
 	if err := f.addAxes(s); err != nil {
-		return nil, nil, nil, err
+		return nil, "", nil, err
 	}
-	opts, err := f.shardOptions(f.options())
+	return f, file, s, nil
+}
+
+// newRunner parses the flags of run or up, loads the scenario and makes its runner (which checks it first).
+func newRunner(name string, args []string) (*runFlags, *spec.Scenario, *runner.Runner, error) {
+	f, _, s, err := loadRun(name, args)
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	r, err := runner.New(s, opts)
+	r, err := f.runner(s)
 	return f, s, r, err
 }
 
+// runner makes the runner of the flags' options for s.
+func (f *runFlags) runner(s *spec.Scenario) (*runner.Runner, error) {
+	opts, err := f.shardOptions(f.options())
+	if err != nil {
+		return nil, err
+	}
+	return runner.New(s, opts)
+}
+
 func cmdRun(ctx context.Context, args []string) error {
-	f, s, r, err := newRunner("run", args)
+	f, file, s, err := loadRun("run", args)
 	if err != nil {
 		return err
 	}
-	fmt.Printf("faultlab %s: scenario %s, %d cells, run %s\n  directory %s\n", runner.Version, s.Name,
-		len(r.Cells()), r.ID, r.Dir)
-	if cells := r.Cells(); f.untilDecided && len(cells) > 0 {
-		fmt.Printf("  until decided: at most %d rounds of %s per cell within %s; stops at the first round after "+
-			"which every claim is decided\n", cells[len(cells)-1].Rep+1, cells[0].Scenario.Workload.Duration,
-			f.budget)
+	if len(s.Kernels) > 0 && f.kernel == "" {
+		return runKernels(ctx, f, file, s, args)
 	}
-	bars := newProgress(!f.quiet, r.Cells())
-	r.Opts.Progress = bars.update
-	rep, runErr := r.Run(ctx, func(c spec.Cell, run func() (*runner.CellResult, error)) {
-		bars.start(c)
-		out, err := run()
-		bars.finish(c, out, err)
-	})
-	bars.wait()
-	var errs []error
-	if runErr != nil {
-		errs = append(errs, runErr)
+	r, err := f.runner(s)
+	if err != nil {
+		return err
 	}
+	rep, errs := runCells(ctx, f, r)
 	if rep == nil {
 		return errors.Join(errs...)
 	}
@@ -140,14 +146,41 @@ func cmdRun(ctx context.Context, args []string) error {
 			errs = append(errs, err)
 		}
 	}
-	if f.shard != "" {
-		fmt.Println("this is one shard: its claims are judged on the merged run (faultlab merge), not here")
+	if f.shard != "" || f.kernel != "" {
+		fmt.Println("this is one part of a run: its claims are judged on the merged run, not here")
 		return errors.Join(errs...)
 	}
 	if err := unmetClaims(rep.Verdicts, f.acceptInconclusive, len(errs) > 0); err != nil {
 		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
+}
+
+// runCells runs r's cells with progress bars (unless -q) and returns the report and what went wrong.
+func runCells(ctx context.Context, f *runFlags, r *runner.Runner) (*results.Report, []error) {
+	fmt.Printf("faultlab %s: scenario %s, %d cells, run %s\n  directory %s\n", runner.Version, r.Scenario.Name,
+		len(r.Cells()), r.ID, r.Dir)
+	for _, line := range r.Refused {
+		fmt.Printf("  %s\n", line)
+	}
+	if cells := r.Cells(); f.untilDecided && len(cells) > 0 {
+		fmt.Printf("  until decided: at most %d rounds of %s per cell within %s; stops at the first round after "+
+			"which every claim is decided\n", cells[len(cells)-1].Rep+1, cells[0].Scenario.Workload.Duration,
+			f.budget)
+	}
+	bars := newProgress(!f.quiet, r.Cells())
+	r.Opts.Progress = bars.update
+	rep, runErr := r.Run(ctx, func(c spec.Cell, run func() (*runner.CellResult, error)) {
+		bars.start(c)
+		out, err := run()
+		bars.finish(c, out, err)
+	})
+	bars.wait()
+	var errs []error
+	if runErr != nil {
+		errs = append(errs, runErr)
+	}
+	return rep, errs
 }
 
 // unmetClaims is the error for the claims that did not hold (nil when all did, or the rest are inconclusive

@@ -65,44 +65,10 @@ func cmdVM(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	share, err := os.MkdirTemp("", "faultlab-vm-")
+	dirs, res, err := guestRun(ctx, im, file, rest[1:], f.out,
+		vm.Options{CPUs: *cpus, MemoryMB: *mem, Timeout: *timeout, Output: os.Stdout})
 	if err != nil {
-		return err
-	}
-	defer os.RemoveAll(share)
-	exe, err := os.Executable()
-	if err != nil {
-		return err
-	}
-	if err := copyFile(exe, filepath.Join(share, "faultlab"), 0o755); err != nil {
-		return err
-	}
-	if err := copyFile(file, filepath.Join(share, filepath.Base(file)), 0o644); err != nil {
-		return err
-	}
-	// The guest's arguments: the run's own, the scenario at its place in the share, records into the share.
-	guestArgs := []string{"run"}
-	for _, a := range rest[1:] {
-		if a == file {
-			a = filepath.Base(file)
-		}
-		guestArgs = append(guestArgs, shellQuote(a))
-	}
-	// The run writes to the guest's own disk (a daemon's unix socket cannot live on 9p), then the directory is
-	// copied to the share, sockets left out.
-	guestArgs = append(guestArgs, "--out", "/var/tmp/faultlab-runs", "--backend", "netns")
-	script := "ulimit -n 20000\n./faultlab " + strings.Join(guestArgs, " ") + "\nrc=$?\n" +
-		"if [ -d /var/tmp/faultlab-runs ]; then find /var/tmp/faultlab-runs -type s -delete; " +
-		"cp -a /var/tmp/faultlab-runs /host/runs || rc=70; fi\nexit $rc\n"
-	fmt.Fprintf(os.Stderr, "vm: booting %s (%s, %s) under emulation: %d CPUs, %d MiB\n", im.Kernel, im.Package,
-		im.Suite, *cpus, *mem)
-	res, err := im.Run(ctx, share, script, vm.Options{CPUs: *cpus, MemoryMB: *mem, Timeout: *timeout, Output: os.Stdout})
-	if err != nil {
-		return err
-	}
-	dirs, err := bringBack(filepath.Join(share, "runs"), f.out, im, res)
-	if err != nil {
-		if res.ExitCode != 0 { // refused before any work, or could not start: the guest's status says so
+		if res != nil && res.ExitCode != 0 { // refused before any work, or could not start: the guest's status says so
 			return &vmExit{code: res.ExitCode, kernel: im.Kernel}
 		}
 		return err
@@ -115,6 +81,49 @@ func cmdVM(ctx context.Context, args []string) error {
 		return &vmExit{code: res.ExitCode, kernel: im.Kernel}
 	}
 	return nil
+}
+
+// guestRun runs `faultlab run RUNARGS` (the scenario file among them) in the guest im with the netns backend
+// and brings the run directories it wrote back under out (out/SCENARIO/ID, each with a vm.json). This binary
+// and the file are shared with the guest over 9p; the run writes to the guest's own disk (a daemon's unix
+// socket cannot live on 9p) and its directory is copied to the share, sockets left out. The result is nil
+// when the guest did not run the script; the error says why no directory came back.
+func guestRun(ctx context.Context, im *vm.Image, file string, runArgs []string, out string, o vm.Options) ([]string,
+	*vm.Result, error) {
+	share, err := os.MkdirTemp("", "faultlab-vm-")
+	if err != nil {
+		return nil, nil, err
+	}
+	defer os.RemoveAll(share)
+	exe, err := os.Executable()
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := copyFile(exe, filepath.Join(share, "faultlab"), 0o755); err != nil {
+		return nil, nil, err
+	}
+	if err := copyFile(file, filepath.Join(share, filepath.Base(file)), 0o644); err != nil {
+		return nil, nil, err
+	}
+	guestArgs := []string{"run"}
+	for _, a := range runArgs {
+		if a == file {
+			a = filepath.Base(file)
+		}
+		guestArgs = append(guestArgs, shellQuote(a))
+	}
+	guestArgs = append(guestArgs, "--out", "/var/tmp/faultlab-runs", "--backend", "netns")
+	script := "ulimit -n 20000\n./faultlab " + strings.Join(guestArgs, " ") + "\nrc=$?\n" +
+		"if [ -d /var/tmp/faultlab-runs ]; then find /var/tmp/faultlab-runs -type s -delete; " +
+		"cp -a /var/tmp/faultlab-runs /host/runs || rc=70; fi\nexit $rc\n"
+	fmt.Fprintf(os.Stderr, "vm: booting %s (%s, %s) under emulation: %d CPUs, %d MiB\n", im.Kernel, im.Package,
+		im.Suite, o.CPUs, o.MemoryMB)
+	res, err := im.Run(ctx, share, script, o)
+	if err != nil {
+		return nil, nil, err
+	}
+	dirs, err := bringBack(filepath.Join(share, "runs"), out, im, res)
+	return dirs, res, err
 }
 
 // vmInfo is vm.json in a run directory made in the guest.

@@ -62,6 +62,7 @@ func Preflight(ctx context.Context, s *spec.Scenario, opts Options) (*PreflightR
 	if sel, err := selectCells(p.cells, opts.Cells); err == nil {
 		p.cells = sel // an unknown cell name is New's error
 	}
+	p.cells = kernelCells(s, p.cells, opts.Kernel)
 	for i, row := range s.Matrix {
 		p.rows[row.Name] = i
 	}
@@ -110,23 +111,17 @@ type preflight struct {
 	seen     map[string]bool // field + message, so a problem shared by cells is reported once
 }
 
-// fieldLines is how a parsed scenario gives the line of a field path (spec.Scenario.Line).
-type fieldLines interface{ Line(path string) int }
-
 func (p *preflight) add(path, format string, args ...any) {
 	msg := strings.ReplaceAll(fmt.Sprintf(format, args...), "\n", "; ") // one problem, one line
+	pr := p.s.Located(spec.Problem{File: p.s.File, Line: p.s.Line(path), Field: path, Msg: msg})
 	if p.seen == nil {
 		p.seen = map[string]bool{}
 	}
-	if p.seen[path+"\x00"+msg] {
+	if p.seen[pr.Field+"\x00"+pr.Msg] {
 		return
 	}
-	p.seen[path+"\x00"+msg] = true
-	line := 0
-	if l, ok := any(p.s).(fieldLines); ok {
-		line = l.Line(path)
-	}
-	p.problems = append(p.problems, spec.Problem{File: p.s.File, Line: line, Field: path, Msg: msg})
+	p.seen[pr.Field+"\x00"+pr.Msg] = true
+	p.problems = append(p.problems, pr)
 }
 
 func (p *preflight) checked(format string, args ...any) {

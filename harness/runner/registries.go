@@ -11,6 +11,7 @@ import (
 	"github.com/faultlab/faultlab/harness/netns"
 	"github.com/faultlab/faultlab/harness/services"
 	"github.com/faultlab/faultlab/harness/spec"
+	"github.com/faultlab/faultlab/harness/vm"
 	"github.com/faultlab/faultlab/loadgen"
 	"github.com/faultlab/faultlab/results/analyses"
 )
@@ -51,10 +52,11 @@ func images(s *spec.Scenario) map[string]string {
 }
 
 // Vocabulary is what the lab's registries know, for spec.Check: service kinds (services.Registry),
-// workloads (loadgen.Workloads), analyses (analyses.Registry) and mitigations (this package's table).
+// workloads (loadgen.Workloads), analyses (analyses.Registry), mitigations (this package's table) and the
+// guests' kernels (vm.Kernels).
 func Vocabulary() spec.Vocabulary {
 	v := spec.Vocabulary{Services: map[string]spec.ServiceKind{}, Workloads: map[string]spec.WorkloadKind{},
-		Analyses: analyses.Names(), Mitigations: slices.Sorted(maps.Keys(mitigations))}
+		Analyses: analyses.Names(), Mitigations: slices.Sorted(maps.Keys(mitigations)), Kernels: vm.KernelNames()}
 	for kind, e := range services.Registry {
 		v.Services[kind] = spec.ServiceKind{Proxy: e.Role == services.RoleProxy, Strategies: e.Strategies,
 			DefaultPort: e.DefaultPort, Speaks: e.Speaks, Options: e.Options}

@@ -12,6 +12,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -49,6 +50,9 @@ type Options struct {
 	Budget time.Duration
 	// Shard runs one slice of the cells (shard.go); nil runs them all.
 	Shard *Shard
+	// Kernel runs the cells of one of the scenario's kernels (kernels.go: spec.Scenario.Kernels), as one part
+	// of the whole run; it must be set for a scenario that names kernels and is "" otherwise.
+	Kernel string
 }
 
 // DefaultBudget is the time an UntilDecided run may take when Options.Budget is not set.
@@ -76,6 +80,8 @@ type Runner struct {
 	ID       string // short run id: names start with harness.PrefixBase+ID
 	Dir      string
 	Started  time.Time
+	// Refused are the cells of this kernel's part that its kernel cannot run, one line each (preflightPart).
+	Refused []string
 
 	provider harness.Provider
 	cells    []spec.Cell
@@ -105,7 +111,11 @@ func New(s *spec.Scenario, opts Options) (*Runner, error) {
 			return nil, err
 		}
 	}
-	if _, err := Preflight(context.Background(), s, opts); err != nil {
+	if err := checkKernel(s, opts); err != nil {
+		return nil, err
+	}
+	refused, err := preflightPart(s, opts)
+	if err != nil {
 		return nil, err
 	}
 	backend := s.Backend
@@ -121,6 +131,11 @@ func New(s *spec.Scenario, opts Options) (*Runner, error) {
 		return nil, err
 	}
 	var shard *results.ShardMeta
+	if opts.Kernel != "" {
+		if cells, shard, err = kernelShard(s, opts, cells, refused); err != nil {
+			return nil, err
+		}
+	}
 	if opts.Shard != nil {
 		if opts.UntilDecided {
 			return nil, errors.New("--shard and --until-decided cannot go together: the sequential design looks " +
@@ -136,6 +151,9 @@ func New(s *spec.Scenario, opts Options) (*Runner, error) {
 		}
 	}
 	r := &Runner{Scenario: s, Opts: opts, ID: newID(), Started: time.Now().UTC(), provider: p, cells: cells}
+	for _, c := range slices.Sorted(maps.Keys(refused)) {
+		r.Refused = append(r.Refused, refused[c])
+	}
 	r.Dir = filepath.Join(opts.OutDir, s.Name, r.Started.Format("20060102T150405Z")+"-"+r.ID)
 	if err := os.MkdirAll(r.Dir, 0o755); err != nil {
 		return nil, fmt.Errorf("run dir: %w", err)
@@ -154,6 +172,7 @@ func New(s *spec.Scenario, opts Options) (*Runner, error) {
 	r.meta.Cells = plannedCells(s, cells)
 	r.meta.Sequential = plan
 	r.meta.Shard = shard
+	r.meta.Warnings = r.Refused
 	r.meta.Axes, r.meta.CellAxes = axesMeta(s, cells)
 	if err := results.WriteRunMeta(r.Dir, &r.meta); err != nil {
 		return nil, err

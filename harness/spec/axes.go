@@ -460,6 +460,11 @@ func (s *Scenario) located(problems []Problem) []Problem {
 	return out
 }
 
+// Located is where a problem found in the expanded matrix was written: a field of a row the axes, --set or the
+// kernels generated (matrix[k]...) becomes the field of the axis level or of the file's row that set it, on
+// its line. Other problems come back as they are.
+func (s *Scenario) Located(p Problem) Problem { return s.located([]Problem{p})[0] }
+
 // matrixRow splits "matrix[k].rest" into k and ".rest".
 func matrixRow(field string) (int, string, bool) { return indexed(field, "matrix[") }
 

@@ -14,6 +14,7 @@ type Vocabulary struct {
 	Workloads   map[string]WorkloadKind // by kind
 	Analyses    []string                // analysis names a scenario may enable
 	Mitigations []string                // matrix rows' mitigations
+	Kernels     []string                // the guests' kernels a scenario may name besides host
 }
 
 // ServiceKind is what Check needs to know about one kind of service.
@@ -53,6 +54,7 @@ func Check(s *Scenario, voc Vocabulary) error {
 	c.reload()
 	c.matrix()
 	c.analyses()
+	c.kernels()
 	if len(c.problems) == 0 {
 		return nil
 	}

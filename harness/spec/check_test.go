@@ -28,6 +28,7 @@ func testVocabulary() Vocabulary {
 		},
 		Analyses:    []string{"port_budget", "capture"},
 		Mitigations: []string{"tcp_migrate_req", "syn-drop"},
+		Kernels:     []string{"debian-6.1", "debian-6.12"},
 	}
 }
 

@@ -49,6 +49,9 @@ func Parse(file string, data []byte) (*Scenario, error) {
 	v.expandAxes(s)
 	v.lines = s.rowLines()
 	v.run(s)
+	if len(d.problems)+len(v.problems) == 0 {
+		v.crossKernels(s)
+	}
 	problems := s.located(append(d.problems, v.problems...))
 	if len(problems) > 0 {
 		sort.SliceStable(problems, func(i, j int) bool { return problems[i].Line < problems[j].Line })

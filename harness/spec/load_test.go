@@ -62,7 +62,7 @@ func TestParseBase(t *testing.T) {
 }
 
 func TestParseErrors(t *testing.T) {
-	const allowedTop = "name, description, backend, seed, repetitions, rounds, hosts, services, workload, reload, matrix, axes, exclude, reference, long, expect, analyses, probes, impair"
+	const allowedTop = "name, description, backend, seed, repetitions, rounds, hosts, services, workload, reload, matrix, axes, exclude, kernels, reference, long, expect, analyses, probes, impair"
 	tests := []struct {
 		name  string
 		tail  string

@@ -49,6 +49,25 @@ func AddAxis(s *Scenario, a Axis, source string) error {
 	for i := range levels {
 		levels[i].path = fmt.Sprintf("--set %s (value %d)", source, i+1)
 	}
+	if n := max(len(s.Matrix), 1) * len(levels); n > MaxCells {
+		return fmt.Errorf("%s: %d cells with this axis, above the limit of %d", source, n, MaxCells)
+	}
+	if !crossEvery(v, s, p, a, name, levels) {
+		return setErr(source, v.problems)
+	}
+	again := &validator{file: s.File, lines: s.rowLines()}
+	again.run(s)
+	if len(again.problems) > 0 {
+		return &Error{Problems: s.located(again.problems)}
+	}
+	return nil
+}
+
+// crossEvery crosses every cell of s (its matrix, or the one default cell of a scenario without one) with
+// the levels of axis a, named name: cell X becomes X.<level> (the level alone without a matrix), each claim is
+// made at every level and the reference moves to the first level. A level that sets what a cell already sets
+// is a problem at p in v, and nothing changes.
+func crossEvery(v *validator, s *Scenario, p string, a Axis, name string, levels []level) bool {
 	bare := len(s.Matrix) == 0
 	rows := make([]genRow, 0, max(len(s.Matrix), 1))
 	for k, row := range s.Matrix {
@@ -64,12 +83,9 @@ func AddAxis(s *Scenario, a Axis, source string) error {
 	if bare {
 		rows = append(rows, genRow{origin: &rowOrigin{fields: map[string]string{}}})
 	}
-	if len(rows)*len(levels) > MaxCells {
-		return fmt.Errorf("%s: %d cells with this axis, above the limit of %d", source, len(rows)*len(levels), MaxCells)
-	}
 	crossed, ok := v.cross(p, rows, name, levels)
 	if !ok {
-		return setErr(source, v.problems)
+		return false
 	}
 	s.Matrix, s.origins = make([]CellSpec, len(crossed)), make([]*rowOrigin, len(crossed))
 	for i, r := range crossed {
@@ -106,12 +122,7 @@ func AddAxis(s *Scenario, a Axis, source string) error {
 		}
 	}
 	s.Expect, s.expectFrom = exps, from
-	again := &validator{file: s.File, lines: s.rowLines()}
-	again.run(s)
-	if len(again.problems) > 0 {
-		return &Error{Problems: s.located(again.problems)}
-	}
-	return nil
+	return true
 }
 
 // axisTitle is an axis's name as axisLevels gives it.

@@ -32,6 +32,9 @@ type Scenario struct {
 	Axes []Axis `yaml:"axes"`
 	// Exclude drops the product's cells that match an entry: every axis it names at the level it gives.
 	Exclude []map[string]string `yaml:"exclude"`
+	// Kernels runs every cell under each kernel named (kernels.go): host (this machine's) and the lab's
+	// guests (e.g. debian-6.1), the cells named <cell>.<kernel level> (default.debian-6-1).
+	Kernels []string `yaml:"kernels"`
 	// Reference names the cell the other cells are compared with (comparisons, p-values); optional.
 	Reference string `yaml:"reference"`
 	// Long overrides applied in long (nightly) mode.
@@ -53,6 +56,8 @@ type Scenario struct {
 	// axis level set which of its fields, so problems name the level (axes.go).
 	origins  []*rowOrigin
 	axesDone bool // the axes' cells are in Matrix
+	// kernelsDone: the cells are crossed with the kernels.
+	kernelsDone bool
 	// expectFrom maps each claim to the index it had in the file, once AddAxis crossed them (nil: the same).
 	expectFrom []int
 

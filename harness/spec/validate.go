@@ -88,6 +88,9 @@ func Validate(s *Scenario) error {
 	v := &validator{file: s.File}
 	v.expandAxes(s)
 	v.run(s)
+	if len(v.problems) == 0 {
+		v.crossKernels(s)
+	}
 	if len(v.problems) > 0 {
 		return &Error{Problems: s.located(v.problems)}
 	}
@@ -149,6 +152,7 @@ func parent(p string) string {
 
 func (v *validator) run(s *Scenario) {
 	v.scenario(s)
+	v.kernelList(s)
 	hosts := v.hosts(s.Hosts)
 	services := v.services(s.Services, hosts)
 	v.workload(&s.Workload, hosts, services)

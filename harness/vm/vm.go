@@ -43,14 +43,33 @@ func DefaultDir(root, suite string) string {
 	return filepath.Join(root, "images", "out", "vm", suite)
 }
 
+// buildHint is BuildHint with the suite of dir when it is a guest's directory (images/out/vm/SUITE).
+func buildHint(dir string) string {
+	for _, k := range Kernels {
+		if filepath.Base(dir) == k.Suite {
+			return strings.Replace(BuildHint, "`make vm-image`", "`make vm-image VM_SUITE="+k.Suite+"`", 1)
+		}
+	}
+	return BuildHint
+}
+
 // ErrNoImage is returned by Open when the guest or qemu is missing.
 var ErrNoImage = errors.New("no guest image")
 
 // Open reads a built guest from dir and checks that qemu is installed.
 func Open(dir string) (*Image, error) {
+	im, err := read(dir)
+	if err != nil {
+		return nil, err
+	}
+	return im, im.qemu()
+}
+
+// read reads a built guest from dir.
+func read(dir string) (*Image, error) {
 	b, err := os.ReadFile(filepath.Join(dir, "kernel.txt"))
 	if err != nil {
-		return nil, fmt.Errorf("%w in %s: %s", ErrNoImage, dir, BuildHint)
+		return nil, fmt.Errorf("%w in %s: %s", ErrNoImage, dir, buildHint(dir))
 	}
 	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
 	if len(lines) < 3 {
@@ -58,13 +77,18 @@ func Open(dir string) (*Image, error) {
 	}
 	for _, f := range []string{"vmlinuz", "initrd.img", "root.img"} {
 		if _, err := os.Stat(filepath.Join(dir, f)); err != nil {
-			return nil, fmt.Errorf("%w: %s/%s missing: %s", ErrNoImage, dir, f, BuildHint)
+			return nil, fmt.Errorf("%w: %s/%s missing: %s", ErrNoImage, dir, f, buildHint(dir))
 		}
 	}
-	if _, err := exec.LookPath("qemu-system-x86_64"); err != nil {
-		return nil, fmt.Errorf("%w: qemu-system-x86_64 not installed: %s", ErrNoImage, BuildHint)
-	}
 	return &Image{Dir: dir, Kernel: lines[0], Package: lines[1], Suite: lines[2]}, nil
+}
+
+// qemu checks that qemu is installed.
+func (im *Image) qemu() error {
+	if _, err := exec.LookPath("qemu-system-x86_64"); err != nil {
+		return fmt.Errorf("%w: qemu-system-x86_64 not installed: %s", ErrNoImage, buildHint(im.Dir))
+	}
+	return nil
 }
 
 // Options size a boot.
