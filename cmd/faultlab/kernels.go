@@ -121,6 +121,9 @@ func hostPart(ctx context.Context, f *runFlags, s *spec.Scenario) (string, error
 // returns the part's run directory, brought back under out.
 func guestPart(ctx context.Context, im *vm.Image, file string, args []string, out, kernel string) (string, error) {
 	dirs, res, err := guestRun(ctx, im, file, append(slices.Clone(args), "--kernel", kernel), out, guestOptions)
+	if err == nil && len(dirs) != 1 {
+		err = fmt.Errorf("the guest wrote %d run directories (%s), want one", len(dirs), strings.Join(dirs, ", "))
+	}
 	if err != nil {
 		if res != nil && res.ExitCode != 0 {
 			return "", &vmExit{code: res.ExitCode, kernel: im.Kernel}

@@ -33,7 +33,7 @@ func TestCheckKernel(t *testing.T) {
 		{plain, Options{Kernel: "host"}, "names no kernels"},
 		{s, Options{}, "`faultlab run` runs each kernel's part"},
 		{s, Options{Kernel: "host"}, ""},
-		{s, Options{Kernel: "debian-6.12"}, "not one of the scenario's kernels (host, debian-6.1)"},
+		{s, Options{Kernel: "debian-7"}, "not one of the scenario's kernels (host, debian-6.1, debian-6.12)"},
 		{s, Options{Kernel: "host", Shard: &Shard{1, 2}}, "--shard cannot split"},
 		{s, Options{Kernel: "host", UntilDecided: true}, "--until-decided cannot run"},
 		{s, Options{Kernel: "debian-6.1"}, guest},
