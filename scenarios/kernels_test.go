@@ -49,25 +49,39 @@ func TestKernels(t *testing.T) {
 	if out, err := exec.Command("go", "build", "-o", bin, "../cmd/faultlab").CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
-	out := t.TempDir()
+	out, err := filepath.Abs(os.Getenv("FAULTLAB_RUNS")) // where the run directories stay
+	if os.Getenv("FAULTLAB_RUNS") == "" || err != nil {
+		out = t.TempDir()
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Minute)
 	defer cancel()
 	start := time.Now()
 	cmd := exec.CommandContext(ctx, bin, "run", "-q", "--accept-inconclusive", "--out", out, file)
 	cmd.Dir = root // the guests' images are under the repository's images/out/vm
 	b, err := cmd.CombinedOutput()
-	t.Logf("faultlab run %s (%s):\n%s", file, time.Since(start).Round(time.Second), lastLines(string(b), 60))
+	elapsed := time.Since(start)
+	t.Logf("faultlab run %s:\n%s", file, lastLines(string(b), 60))
 	if ee, ok := err.(*exec.ExitError); ok && ee.ExitCode() == 1 && strings.Contains(string(b), "results: ") {
 		err = nil // the merged run was written and a claim failed: compared below
 	}
 	if err != nil {
 		t.Fatalf("faultlab run: %v", err)
 	}
-	merged, _ := filepath.Glob(filepath.Join(out, s.Name, "*-kernels", results.ResultsFile))
-	if len(merged) != 1 {
-		t.Fatalf("want one merged run under %s, found %v", out, merged)
+	merged := "" // the merged run's results.json, as the run prints it last
+	var parts []string
+	for _, line := range strings.Split(string(b), "\n") {
+		if r, ok := strings.CutPrefix(line, "results: "); ok {
+			merged = r
+		}
+		if strings.HasPrefix(line, "kernel ") {
+			parts = append(parts, line)
+		}
 	}
-	rep, err := results.ReadReport(merged[0])
+	t.Logf("faultlab run %s: %s in all\n%s", file, elapsed.Round(time.Second), strings.Join(parts, "\n"))
+	if !strings.HasPrefix(merged, out) || !strings.HasSuffix(filepath.Dir(merged), "-kernels") {
+		t.Fatalf("the merged run's results %q are not a -kernels directory under %s", merged, out)
+	}
+	rep, err := results.ReadReport(merged)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -187,13 +201,13 @@ func kernelTable(t *testing.T, s *spec.Scenario, rep *results.Report) (string, m
 	verdict := map[string]results.Status{}
 	var claims []string
 	for _, v := range rep.Verdicts {
-		base, k := v.Cell, ""
+		k := ""
 		for _, kk := range s.Kernels {
-			if trimmed, ok := strings.CutSuffix(v.Cell, "."+spec.KernelLevel(kk)); ok {
-				base, k = trimmed, kk
+			if strings.HasSuffix(v.Cell, "."+spec.KernelLevel(kk)) {
+				k = kk
 			}
 		}
-		key := base + ": " + strings.ReplaceAll(v.Claim, "."+spec.KernelLevel(k), "")
+		key := strings.ReplaceAll(v.Claim, "."+spec.KernelLevel(k), "")
 		if !slices.Contains(claims, key) {
 			claims = append(claims, key)
 		}
