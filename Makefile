@@ -10,7 +10,7 @@ TEST_FLAGS ?= -p 1 -count=1 -timeout 60m
 VERSION := $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X github.com/faultlab/faultlab/harness/runner.Version=$(VERSION)
 
-.PHONY: all deps build tengine reload test test-images vm-image test-vm test-short bench bench-memory stability fuzz clean lab-clean report-chromium report-screenshot nightly
+.PHONY: all deps build tengine reload test test-images vm-image test-vm test-short bench bench-memory bench-peers stability fuzz clean lab-clean report-chromium report-screenshot nightly
 all: build
 
 include Makefile.images
@@ -81,6 +81,14 @@ bench: deps
 ## bench-memory: peak RSS of a run at 100,000 and 1,000,000 attempts (memory flat in run length)
 bench-memory: deps build
 	bash bench/memory.sh
+
+## bench-peers: the lab's parts beside the tools users would pick instead, in one run on this machine: one table
+## of same-run ratios (docs/performance.md); installs the peers pinned (bench/peers/install.sh), holds the heavy
+## lock, about 10 minutes; raw outputs, profiles and the table under runs/bench-peers/
+bench-peers: deps build
+	bash bench/peers/install.sh
+	$(GO) build -o bin/bench-peers ./bench/peers/cmd/bench-peers
+	flock /tmp/faultlab-heavy.lock ./bin/bench-peers $(BENCH_PEERS_FLAGS)
 
 ## stability: rerun the quick Reload and Exhaustion scenarios N times (seeds 1..N, default 10; about 7 minutes a
 ## round) and print how often each verdict came out the same, and the port budget's prediction errors
