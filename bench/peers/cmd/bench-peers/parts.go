@@ -6,6 +6,8 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"regexp"
+	"strings"
 
 	"github.com/faultlab/faultlab/bench/peers"
 	"github.com/faultlab/faultlab/capture"
@@ -76,7 +78,9 @@ func loadPart(ctx context.Context, c config, rep *report, ns string, lb netip.Ad
 		{"load: generator CPU per 1,000 connections", "ms", func(s peers.GenStep) float64 { return ms(s.CPUPer1000()) },
 			where + ", user+system time of the generator's process (getrusage of the child)", "cpuprofile"},
 		{"load: latency p99", "ms", func(s peers.GenStep) float64 { return ms(s.P99) },
-			where + ", connect to the end of the response; httperf's from its 1 ms histogram (bin's upper edge)", "cpuprofile"},
+			where + ", from the attempt's actual start to the end of the response (the lab's records count from the " +
+				"intended start, lag included: not here); httperf's from its 1 ms histogram (bin's upper edge)",
+			"cpuprofile"},
 		{"load: generator peak RSS", "MB", func(s peers.GenStep) float64 { return float64(s.MaxRSS) / 1024 },
 			where + ", " + c.step.String() + " (the child's ru_maxrss); its profile: allocations", "memprofile"},
 	}
@@ -249,6 +253,9 @@ func analysisPart(ctx context.Context, c config, rep *report, pcap string) error
 	return nil
 }
 
+// memoryLoadRE finds memory.sh's load lines (achieved rate, lag max, most attempts in flight).
+var memoryLoadRE = regexp.MustCompile(`achieved: [^;\n]*`)
+
 func memoryPart(ctx context.Context, rep *report) error {
 	rep.log("memory: bench/memory.sh (about 4 minutes)\n")
 	m, err := memoryBench(ctx)
@@ -260,7 +267,7 @@ func memoryPart(ctx context.Context, rep *report) error {
 	note := fmt.Sprintf("bench/memory.sh: faultlab run's peak RSS, %d MB at %d attempts, %d MB at %d; no peer runs "+
 		"a whole cell", m.QuickMB, m.QuickAttempts, m.LongMB, m.LongAttempts)
 	if err != nil {
-		note += "; memory.sh failed: " + err.Error()
+		note += "; memory.sh failed (not flat): " + strings.Join(memoryLoadRE.FindAllString(m.Output, -1), "; ")
 	}
 	rep.add(ctx, peers.Ratio{What: "memory: peak RSS per million attempts", Unit: "MB", Lab: per, Note: note}, nil)
 	return nil
