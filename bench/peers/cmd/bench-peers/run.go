@@ -182,12 +182,13 @@ func run(ctx context.Context, c config) error {
 	before := machineState()
 	rep.log("bench-peers: %s; outputs in %s\n", before, dir)
 	t0 := time.Now()
-	if err := runParts(ctx, c, rep); err != nil {
-		return err
-	}
+	partsErr := runParts(ctx, c, rep)
 	var tb strings.Builder
 	fmt.Fprintf(&tb, "bench-peers, one run (%s): started %s; ended with load average %s\n\n",
 		time.Since(t0).Round(time.Second), before, loadAverage())
+	if partsErr != nil {
+		fmt.Fprintf(&tb, "INCOMPLETE: %v\n\n", partsErr)
+	}
 	if err := peers.WriteTable(&tb, rep.rows); err != nil {
 		return err
 	}
@@ -196,7 +197,7 @@ func run(ctx context.Context, c config) error {
 	}
 	fmt.Print(tb.String())
 	rawJSON, _ := json.MarshalIndent(rep.raw, "", "  ")
-	return errors.Join(os.WriteFile(filepath.Join(dir, "table.md"), []byte(tb.String()), 0o644),
+	return errors.Join(partsErr, os.WriteFile(filepath.Join(dir, "table.md"), []byte(tb.String()), 0o644),
 		os.WriteFile(filepath.Join(dir, "raw.json"), rawJSON, 0o644))
 }
 
