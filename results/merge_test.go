@@ -216,3 +216,16 @@ func TestMergeWarnsCellShards(t *testing.T) {
 		t.Errorf("warnings %q", w)
 	}
 }
+
+// TestMergeEnvVersions: a daemon's version that differs between cells (two guests' suites in a run under
+// several kernels) is not reported as the last cell's.
+func TestMergeEnvVersions(t *testing.T) {
+	metas := []*CellMeta{
+		{Cell: "a.debian-6-1", Info: map[string]any{"haproxy_version": "2.6.12", "mariadb_version": "10.11"}},
+		{Cell: "a.debian-6-12", Info: map[string]any{"haproxy_version": "3.0.11", "mariadb_version": "10.11"}},
+	}
+	env := mergeEnv(map[string]any{"kernel": "x"}, metas)
+	if env["haproxy_version"] != DiffersByCell || env["mariadb_version"] != "10.11" || env["kernel"] != "x" {
+		t.Errorf("env %v", env)
+	}
+}
