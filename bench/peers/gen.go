@@ -24,6 +24,8 @@ type GenStep struct {
 	LagP99 time.Duration `json:"lag_p99_ns"`
 	CPU    time.Duration `json:"cpu_ns"`     // user+system time of the generator's process
 	MaxRSS int64         `json:"max_rss_kb"` // its peak resident set
+	// Hung says the tool did not finish the step in time and was stopped: the step failed as a whole.
+	Hung bool `json:"hung,omitempty"`
 }
 
 // Ratio is achieved/target.

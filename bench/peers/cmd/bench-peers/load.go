@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/netip"
 	"os"
@@ -109,10 +110,20 @@ func (b *loadBench) run(ctx context.Context, start, inc, maxRate float64, log fu
 	return steps, nil
 }
 
-// one runs g at rate and returns its step, with the child's CPU and memory.
+// one runs g at rate and returns its step, with the child's CPU and memory. A tool that has not finished
+// 20 s after the step's duration and its timeout is stopped (SIGINT, SIGKILL 10 s later) and its step counts
+// as failed whole (httperf --hog spins when it finds no free port to bind).
 func (b *loadBench) one(ctx context.Context, g generator, rate float64) (peers.GenStep, error) {
 	raw := filepath.Join(b.dir, fmt.Sprintf("%s-%.0f", g.name, rate))
-	res, err := runIn(ctx, b.ns, g.argv(rate, raw)...)
+	stepCtx, cancel := context.WithTimeout(ctx, b.step+b.timeout+20*time.Second)
+	defer cancel()
+	res, err := runIn(stepCtx, b.ns, g.argv(rate, raw)...)
+	if err != nil && ctx.Err() == nil && errors.Is(stepCtx.Err(), context.DeadlineExceeded) {
+		os.WriteFile(raw+".hung.txt", append(res.Stdout, res.Stderr...), 0o644)
+		n := int64(rate * b.step.Seconds())
+		return peers.GenStep{Tool: g.name, Target: rate, Attempts: n, Failed: n, P99: -1, LagP99: -1, Hung: true,
+			CPU: res.CPU, MaxRSS: res.MaxRSS}, nil
+	}
 	if err != nil {
 		return peers.GenStep{}, fmt.Errorf("load %s at %.0f/s: %w", g.name, rate, err)
 	}

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"time"
 
 	"github.com/faultlab/faultlab/bench/peers"
 	"github.com/faultlab/faultlab/capture"
@@ -37,6 +38,12 @@ func loadPart(ctx context.Context, c config, rep *report, ns string, lb netip.Ad
 	name, best, _ := peers.BestPeer(held, true)
 	note := fmt.Sprintf("ladder %.0f, %.0f, ... /s, %s a step; held: >= 99%% of the rate issued, <= 1%% failed; "+
 		"vegeta %.0f, httperf %.0f", c.loadStart, c.loadStart+c.loadInc, c.step, held["vegeta"], held["httperf"])
+	for _, s := range steps {
+		if s.Hung {
+			note += fmt.Sprintf("; %s did not finish its %.0f/s step (stopped after %s)", s.Tool, s.Target,
+				c.step+c.timeout+20*time.Second)
+		}
+	}
 	if labHeld >= c.loadMax {
 		note += "; the lab held the ladder's top: its ceiling is higher"
 	}
