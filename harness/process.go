@@ -65,8 +65,7 @@ func StartProcess(enter func(func() error) error, spec ProcSpec) (*Process, erro
 	cmd.Dir = spec.Dir
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	// The child runs DaemonNice below the lab, so the load generator keeps its schedule.
-	err = enter(func() error { return StartLowered(cmd.Start) })
+	err = enter(cmd.Start)
 	logf.Close() // the child holds its own copy
 	if err != nil {
 		return nil, fmt.Errorf("start %s (%s): %w", spec.Name, spec.Argv[0], err)

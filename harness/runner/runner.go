@@ -311,10 +311,7 @@ func (r *Runner) Finish() (*results.Report, error) {
 func (r *Runner) envInfo() map[string]any {
 	var u unix.Utsname
 	_ = unix.Uname(&u)
-	nice, _ := harness.Nice()
 	return map[string]any{
-		// Processes the lab starts run harness.DaemonNice below its own threads (the load generator's).
-		"nice":              fmt.Sprintf("lab %+d, daemons %+d", nice, nice+harness.DaemonNice),
 		"kernel":            unix.ByteSliceToString(u.Release[:]),
 		"machine":           unix.ByteSliceToString(u.Nodename[:]),
 		"provider":          r.provider.Name(),

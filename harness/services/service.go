@@ -212,7 +212,7 @@ func runIn(ctx context.Context, h harness.NetnsHost, argv ...string) (string, er
 	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
 	var out strings.Builder
 	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := h.Do(func() error { return harness.StartLowered(cmd.Start) }); err != nil {
+	if err := h.Do(cmd.Start); err != nil {
 		return "", fmt.Errorf("run %s: %w", argv[0], err)
 	}
 	err := cmd.Wait()
