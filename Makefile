@@ -58,14 +58,15 @@ vm-image:
 	@SUITE=$(VM_SUITE) OUT=$(IMAGES_OUT) bash images/vm.sh
 
 ## test-vm: the nightly tests on another kernel (FAULTLAB_VM=1): the netem engine's tests inside the guest,
-## Debian's own kernel with sch_netem (TestNetemInGuest), and the exhaustion family's sysctl semantics on this
+## Debian's own kernel with sch_netem (TestNetemInGuest), the syn-hold mitigation's plug engine there (sch_plug,
+## TestSynHoldInGuest), and the exhaustion family's sysctl semantics on this
 ## kernel, Debian 12's 6.1 and Debian 13's 6.12 (TestKernels; FAULTLAB_KERNELS_OUT=FILE writes its table); about
 ## 6 minutes once the guests are built (FAULTLAB_REQUIRE_PRIVILEGED=1: asked for, these tests fail rather than
 ## skip without root or the guests)
 test-vm: deps vm-image
 	@SUITE=trixie OUT=$(IMAGES_OUT) bash images/vm.sh
-	FAULTLAB_VM=1 FAULTLAB_REQUIRE_PRIVILEGED=1 $(GO) test -p 1 -count=1 -timeout 60m -v -run '^(TestNetemInGuest|TestKernels)$$' \
-		./harness/impair ./scenarios
+	FAULTLAB_VM=1 FAULTLAB_REQUIRE_PRIVILEGED=1 $(GO) test -p 1 -count=1 -timeout 60m -v -run '^(TestNetemInGuest|TestSynHoldInGuest|TestKernels)$$' \
+		./harness/impair ./harness/faults ./scenarios
 
 test-images:
 	@if docker info >/dev/null 2>&1; then $(MAKE) --no-print-directory images; \

@@ -16,9 +16,18 @@ import (
 const (
 	// HoldEngineNFQueue holds SYNs in the userspace engine's NFQUEUE program (impair.Gate).
 	HoldEngineNFQueue = "nfqueue"
-	// HoldEnginePlug would hold them in a plug qdisc (sch_plug), as the production technique does.
+	// HoldEnginePlug holds them in a plug qdisc (sch_plug), as the production technique does (impair.PlugGate).
 	HoldEnginePlug = "plug"
+	// HoldEngineAuto is the plug qdisc where the kernel has it, the NFQUEUE program otherwise.
+	HoldEngineAuto = ""
 )
+
+// holdGate is what an engine does: hold the SYNs from Shut until Open, then let them go in order.
+type holdGate interface {
+	Shut() error
+	Open() error
+	Close() error
+}
 
 // SynHold is the syn-hold mitigation: around each reload, new connections to the proxy's port are held,
 // not dropped. Before the reload the SYNs to the port start being held and the accept queues drain (at most
@@ -33,7 +42,9 @@ type SynHold struct {
 	h             harness.NetnsHost
 	port          int
 	before, after time.Duration
-	gate          *impair.Gate
+	gate          holdGate
+	nfq           *impair.Gate     // the NFQUEUE engine, or nil
+	plug          *impair.PlugGate // the plug engine, or nil
 	plugMissing   string
 
 	mu        sync.Mutex
@@ -47,9 +58,11 @@ type SynHold struct {
 
 var _ Around = (*SynHold)(nil)
 
-// NewSynHold prepares the hold in h's namespace (never the root namespace): it detects the plug qdisc
-// and, without it, opens an impair.Gate for SYNs to port (table <prefix>-gate, NFQUEUE number 1).
-func NewSynHold(h harness.NetnsHost, prefix string, port int, before, after time.Duration) (*SynHold, error) {
+// NewSynHold prepares the hold in h's namespace (never the root namespace) with engine (HoldEngineAuto,
+// HoldEnginePlug or HoldEngineNFQueue): the plug engine is an impair.PlugGate for SYNs to port; the
+// NFQUEUE engine an impair.Gate (table <prefix>-gate, NFQUEUE number 1). Auto takes the plug qdisc when
+// the kernel has it and the plug gate builds, and says why not otherwise (Stats.PlugUnavailable).
+func NewSynHold(h harness.NetnsHost, prefix string, port int, before, after time.Duration, engine string) (*SynHold, error) {
 	if port < 1 || port > 65535 {
 		return nil, fmt.Errorf("syn-hold: port %d out of range", port)
 	}
@@ -59,24 +72,41 @@ func NewSynHold(h harness.NetnsHost, prefix string, port int, before, after time
 	if prefix == "" {
 		return nil, errors.New("syn-hold: empty prefix")
 	}
+	if engine != HoldEngineAuto && engine != HoldEnginePlug && engine != HoldEngineNFQueue {
+		return nil, fmt.Errorf("syn-hold: engine %q: want %q, %q or auto", engine, HoldEnginePlug, HoldEngineNFQueue)
+	}
 	s := &SynHold{h: h, port: port, before: before, after: after}
-	if err := impair.DetectPlug(h); err == nil {
-		// The kernel has sch_plug, but the lab's plug engine (ingress redirect of SYNs to an ifb whose
-		// root is a plug) is not built: no kernel the lab has run on had the qdisc to test it.
-		s.plugMissing = "plug qdisc present, but the lab's plug engine is not built; using nfqueue"
-	} else {
+	if engine != HoldEngineNFQueue {
+		err := impair.DetectPlug(h)
+		if err == nil {
+			s.plug, err = impair.OpenPlugGate(h, port)
+		}
+		switch {
+		case err == nil:
+			s.gate = s.plug
+			return s, nil
+		case engine == HoldEnginePlug:
+			return nil, fmt.Errorf("syn-hold on %s: %w", h.Name(), err)
+		}
 		s.plugMissing = err.Error()
+	} else {
+		s.plugMissing = "the NFQUEUE engine was asked for"
 	}
 	g, err := impair.OpenGate(h, prefix, 0, synMatch(port))
 	if err != nil {
 		return nil, fmt.Errorf("syn-hold on %s: %w", h.Name(), err)
 	}
-	s.gate = g
+	s.nfq, s.gate = g, g
 	return s, nil
 }
 
 // Engine is the engine holding the SYNs.
-func (s *SynHold) Engine() string { return HoldEngineNFQueue }
+func (s *SynHold) Engine() string {
+	if s.plug != nil {
+		return HoldEnginePlug
+	}
+	return HoldEngineNFQueue
+}
 
 // Before notes the port's listeners, starts holding SYNs to the port and waits (at most the before
 // window) for the listeners' accept queues to drain, so the old process has nothing queued when it closes.
@@ -176,9 +206,9 @@ func listenerInodes(h harness.NetnsHost, port int) ([]uint32, error) {
 }
 
 // SynHoldStats describe the holds of a storm: the engine, how long each reload's hold lasted, and the
-// NFQUEUE program's counters (Queue.Late* are the times the SYNs were held: what the hold added to
-// their connects; the program's histogram spans 0-50 ms, so beyond that only LateMean and LateMax are
-// exact).
+// engine's counters: the NFQUEUE program's (Queue.Late* are the times the SYNs were held: what the hold
+// added to their connects; the program's histogram spans 0-50 ms, so beyond that only LateMean and
+// LateMax are exact) or the plug qdiscs' (Plug: SYNs held per hold, passed, dropped over the limit).
 type SynHoldStats struct {
 	Engine string `json:"engine"`
 	// PlugUnavailable says why the plug qdisc did not hold the SYNs.
@@ -193,15 +223,23 @@ type SynHoldStats struct {
 	Undrained int                `json:"undrained"`
 	Unclosed  int                `json:"unclosed"`
 	Queue     *impair.QueueStats `json:"queue,omitempty"`
+	Plug      *impair.PlugStats  `json:"plug,omitempty"`
 }
 
 // Stats are the holds so far (after Close, the last counters).
 func (s *SynHold) Stats() SynHoldStats {
-	q := s.gate.Stats()
+	st := SynHoldStats{Engine: s.Engine(), PlugUnavailable: s.plugMissing}
+	if s.nfq != nil {
+		q := s.nfq.Stats()
+		st.Queue = &q
+	}
+	if s.plug != nil {
+		p := s.plug.Stats()
+		st.Plug = &p
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	st := SynHoldStats{Engine: s.Engine(), PlugUnavailable: s.plugMissing, Holds: len(s.holds),
-		Undrained: s.undrained, Unclosed: s.unclosed, Queue: &q}
+	st.Holds, st.Undrained, st.Unclosed = len(s.holds), s.undrained, s.unclosed
 	if n := len(s.holds); n > 0 {
 		h := slices.Sorted(slices.Values(s.holds))
 		st.HoldP50, st.HoldP99, st.HoldMax = h[(n+1)/2-1], h[(n*99+99)/100-1], h[n-1]

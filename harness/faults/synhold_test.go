@@ -4,12 +4,16 @@ import (
 	"context"
 	"net"
 	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/faultlab/faultlab/harness"
+	"github.com/faultlab/faultlab/harness/impair"
 	"golang.org/x/sys/unix"
 )
 
@@ -35,17 +39,42 @@ func reuseListen(t *testing.T, h harness.NetnsHost, addr netip.AddrPort) net.Lis
 
 // TestSynHold: a connect made while SYNs are held completes only when the hold ends, shortly after it
 // (held, not dropped: no 1 s SYN retransmission); the hold lasts until the reload's old listener has
-// closed; established connections and other ports are untouched; the engine is the NFQUEUE gate here.
+// closed; established connections and other ports are untouched; each engine leaves nothing behind. The
+// plug engine needs sch_plug (not in this machine's kernel): it skips without it, and fails instead under
+// FAULTLAB_REQUIRE_PLUG=1, which TestSynHoldInGuest sets in a guest whose kernel has the qdisc.
 func TestSynHold(t *testing.T) {
+	t.Run("nfqueue", func(t *testing.T) { testSynHold(t, HoldEngineNFQueue) })
+	t.Run("plug", func(t *testing.T) { testSynHold(t, HoldEnginePlug) })
+	t.Run("auto", func(t *testing.T) { testSynHold(t, HoldEngineAuto) })
+}
+
+func testSynHold(t *testing.T, engine string) {
 	lab := newLab(t)
+	plugErr := impair.DetectPlug(lab.proxy)
+	if os.Getenv("FAULTLAB_REQUIRE_PLUG") == "1" && plugErr != nil {
+		t.Fatalf("FAULTLAB_REQUIRE_PLUG=1: %v", plugErr)
+	}
+	if engine == HoldEnginePlug && plugErr != nil {
+		t.Skipf("%v: TestSynHoldInGuest tests the plug engine in a guest kernel that has it", plugErr)
+	}
+	want := engine
+	if engine == HoldEngineAuto {
+		want = HoldEngineNFQueue
+		if plugErr == nil {
+			want = HoldEnginePlug
+		}
+	}
 	addr, other := at(lab.proxy, 80), at(lab.proxy, 81)
 	old := reuseListen(t, lab.proxy, addr)
 	listenIn(t, lab.proxy, other)
-	s, err := NewSynHold(lab.proxy, lab.prefix, 80, 50*time.Millisecond, 500*time.Millisecond)
+	s, err := NewSynHold(lab.proxy, lab.prefix, 80, 50*time.Millisecond, 500*time.Millisecond, engine)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = s.Close() })
+	if s.Engine() != want {
+		t.Fatalf("engine %s, want %s", s.Engine(), want)
+	}
 	est, err := dialFrom(lab.client, addr, time.Second)
 	if err != nil {
 		t.Fatal(err)
@@ -56,10 +85,7 @@ func TestSynHold(t *testing.T) {
 	if err := s.Before(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if rs := nftRuleset(t, lab.proxy); !strings.Contains(rs, "table ip "+lab.prefix+"-gate") ||
-		!strings.Contains(rs, "tcp dport 80") {
-		t.Fatalf("ruleset while holding:\n%s", rs)
-	}
+	holding(t, lab, want, true)
 	type dial struct {
 		c   net.Conn
 		err error
@@ -107,19 +133,33 @@ func TestSynHold(t *testing.T) {
 	if lag := d.at.Sub(opened); lag > 300*time.Millisecond {
 		t.Errorf("connect completed %s after the hold ended: the SYN was not held", lag)
 	}
-	if rs := nftRuleset(t, lab.proxy); strings.Contains(rs, "tcp dport 80") {
-		t.Errorf("queue rule left after the hold:\n%s", rs)
-	}
+	holding(t, lab, want, false)
 	st := s.Stats()
-	t.Logf("stats: %+v queue %+v", st, *st.Queue)
-	if st.Engine != HoldEngineNFQueue || st.PlugUnavailable == "" {
+	switch {
+	case st.Plug != nil:
+		t.Logf("stats: %+v, plug %+v", st, *st.Plug)
+	case st.Queue != nil:
+		t.Logf("stats: %+v, queue %+v", st, *st.Queue)
+	}
+	if st.Engine != want || (want == HoldEngineNFQueue) != (st.PlugUnavailable != "") {
 		t.Errorf("engine %q, plug %q", st.Engine, st.PlugUnavailable)
 	}
 	if st.Holds != 1 || st.Unclosed != 0 || st.HoldMax < 200*time.Millisecond {
 		t.Errorf("holds %d, unclosed %d, max %s", st.Holds, st.Unclosed, st.HoldMax)
 	}
-	if q := st.Queue; q.Queued < 1 || q.Released < 1 || q.LateMax < 150*time.Millisecond || q.Overflow != 0 {
-		t.Errorf("queue: queued %d released %d held max %s overflow %d", q.Queued, q.Released, q.LateMax, q.Overflow)
+	switch want {
+	case HoldEngineNFQueue:
+		if q := st.Queue; q == nil || st.Plug != nil || q.Queued < 1 || q.Released < 1 ||
+			q.LateMax < 150*time.Millisecond || q.Overflow != 0 {
+			t.Errorf("queue %+v, plug %+v", q, st.Plug)
+		}
+	case HoldEnginePlug:
+		// The one connect dialled during the hold sent one SYN; the established connection's and the other
+		// port's packets never reached the plug.
+		if p := st.Plug; p == nil || st.Queue != nil || p.Holds != 1 || p.Held != 1 || p.HeldMax != 1 ||
+			p.Passed < 2 || p.Dropped != 0 || len(p.Links) == 0 {
+			t.Errorf("plug %+v, queue %+v", p, st.Queue)
+		}
 	}
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
@@ -127,6 +167,39 @@ func TestSynHold(t *testing.T) {
 	if rs := nftRuleset(t, lab.proxy); strings.Contains(rs, lab.prefix+"-gate") {
 		t.Errorf("table left after Close:\n%s", rs)
 	}
+	if tc := tcShow(t, lab.proxy); strings.Contains(tc, "plug") || strings.Contains(tc, "ingress") {
+		t.Errorf("qdiscs left after Close:\n%s", tc)
+	}
+}
+
+// holding checks the engine's kernel state while a hold is (on) or is not under way: the NFQUEUE
+// engine's queue rule exists only during the hold; the plug engine's redirect and plug exist throughout.
+func holding(t *testing.T, lab testLab, engine string, on bool) {
+	t.Helper()
+	rs, tc := nftRuleset(t, lab.proxy), tcShow(t, lab.proxy)
+	switch engine {
+	case HoldEngineNFQueue:
+		if strings.Contains(rs, "tcp dport 80") != on || !strings.Contains(rs, "table ip "+lab.prefix+"-gate") {
+			t.Fatalf("ruleset (holding %v):\n%s", on, rs)
+		}
+	case HoldEnginePlug:
+		if !strings.Contains(tc, "qdisc plug 1: dev flplug") || !strings.Contains(tc, "qdisc ingress ffff:") {
+			t.Fatalf("qdiscs (holding %v):\n%s", on, tc)
+		}
+		if strings.Contains(rs, "-gate") {
+			t.Fatalf("the plug engine left an NFQUEUE table:\n%s", rs)
+		}
+	}
+}
+
+// tcShow is `tc qdisc show` in h's namespace (a cross-check of what the engines built through netlink).
+func tcShow(t *testing.T, h harness.NetnsHost) string {
+	t.Helper()
+	out, err := exec.Command("ip", "netns", "exec", filepath.Base(h.NetnsPath()), "tc", "qdisc", "show").CombinedOutput()
+	if err != nil {
+		t.Fatalf("tc qdisc show: %v: %s", err, out)
+	}
+	return string(out)
 }
 
 // TestSynHoldInherited: a reload that binds no new listener (the sockets were handed over) closes none,
@@ -135,7 +208,7 @@ func TestSynHoldInherited(t *testing.T) {
 	lab := newLab(t)
 	addr := at(lab.proxy, 80)
 	reuseListen(t, lab.proxy, addr)
-	s, err := NewSynHold(lab.proxy, lab.prefix, 80, 50*time.Millisecond, 2*time.Second)
+	s, err := NewSynHold(lab.proxy, lab.prefix, 80, 50*time.Millisecond, 2*time.Second, HoldEngineAuto)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -3,10 +3,6 @@ package impair_test
 import (
 	"context"
 	"os"
-	"os/exec"
-	"path/filepath"
-	"regexp"
-	"strings"
 	"testing"
 	"time"
 
@@ -38,7 +34,7 @@ func TestNetemInGuest(t *testing.T) {
 	if av.Has(impair.EngineNetem) {
 		t.Skipf("kernel %s has netem: TestNetemEngine and TestNetemLoss test it here, no guest needed", av.Kernel)
 	}
-	root, err := repoRoot()
+	root, err := vm.ModuleRoot()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -46,17 +42,10 @@ func TestNetemInGuest(t *testing.T) {
 	if err != nil {
 		testutil.SkipMissing(t, err)
 	}
-	share := t.TempDir()
-	build := exec.Command("go", "test", "-c", "-o", filepath.Join(share, "impair.test"), ".")
-	build.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go test -c: %v\n%s", err, out)
-	}
-	script := "export FAULTLAB_REQUIRE_NETEM=1 FAULTLAB_REQUIRE_PRIVILEGED=1 FAULTLAB_EMULATED=1\n" +
-		"./impair.test -test.run '" + guestTests + "' -test.v -test.count=1 -test.timeout 240s\n"
 	ctx, cancel := context.WithTimeout(context.Background(), 6*time.Minute)
 	defer cancel()
-	res, err := im.Run(ctx, share, script, vm.Options{Timeout: 5 * time.Minute})
+	res, err := im.RunGoTest(ctx, t.TempDir(), vm.GoTest{Dir: ".", Run: guestTests,
+		Env: []string{"FAULTLAB_REQUIRE_NETEM=1"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -65,22 +54,7 @@ func TestNetemInGuest(t *testing.T) {
 	if res.ExitCode != 0 {
 		t.Errorf("the netem engine's tests failed in the guest (kernel %s, exit %d)", im.Kernel, res.ExitCode)
 	}
-	// Each test ran and passed: a test that skipped in the guest has not checked the netem path.
-	for _, name := range []string{"TestNetemEngine", "TestNetemLoss"} {
-		if !regexp.MustCompile(`(?m)^--- PASS: ` + name + ` `).MatchString(out) {
-			t.Errorf("%s did not pass in the guest", name)
-		}
+	for _, bad := range vm.Unpassed(out, "TestNetemEngine", "TestNetemLoss") {
+		t.Error(bad)
 	}
-	if strings.Contains(out, "--- SKIP") {
-		t.Errorf("a test skipped in the guest")
-	}
-}
-
-// repoRoot is the directory of the module's go.mod, found upward from the working directory.
-func repoRoot() (string, error) {
-	out, err := exec.Command("go", "env", "GOMOD").Output()
-	if err != nil {
-		return "", err
-	}
-	return filepath.Dir(strings.TrimSpace(string(out))), nil
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -164,7 +165,8 @@ func synDrop(c *cellRun, sv spec.Service) (faults.Around, func() error, error) {
 func synHold(c *cellRun, sv spec.Service) (faults.Around, func() error, error) {
 	rl := c.cell.Scenario.Reload
 	h := c.env.Host(sv.Host).(harness.NetnsHost)
-	sh, err := faults.NewSynHold(h, harness.PrefixBase+c.r.ID, sv.Port, rl.SynHold.Before, rl.SynHold.After)
+	sh, err := faults.NewSynHold(h, harness.PrefixBase+c.r.ID, sv.Port, rl.SynHold.Before, rl.SynHold.After,
+		faults.HoldEngineAuto)
 	if err != nil {
 		return nil, nil, fmt.Errorf("on %s: %w", sv.Host, err)
 	}
@@ -173,8 +175,16 @@ func synHold(c *cellRun, sv spec.Service) (faults.Around, func() error, error) {
 		err := sh.Close()
 		st := sh.Stats()
 		c.setInfo("syn_hold", st)
-		c.note("syn-hold: engine %s (%s); %d holds, hold p50 %s p99 %s max %s; %d undrained, %d unclosed",
-			st.Engine, st.PlugUnavailable, st.Holds, st.HoldP50, st.HoldP99, st.HoldMax, st.Undrained, st.Unclosed)
+		why := ""
+		if st.PlugUnavailable != "" {
+			why = " (plug qdisc: " + st.PlugUnavailable + ")"
+		}
+		c.note("syn-hold: engine %s%s; %d holds, hold p50 %s p99 %s max %s; %d undrained, %d unclosed",
+			st.Engine, why, st.Holds, st.HoldP50, st.HoldP99, st.HoldMax, st.Undrained, st.Unclosed)
+		if p := st.Plug; p != nil {
+			c.note("syn-hold: %d SYNs held by the plug qdiscs on %s (at most %d in one hold), %d dropped over "+
+				"the limit", p.Held, strings.Join(p.Links, ", "), p.HeldMax, p.Dropped)
+		}
 		if q := st.Queue; q != nil {
 			// the program's lateness histogram spans 0-50 ms (its quantiles beyond read as the maximum): the
 			// mean and the maximum are exact
