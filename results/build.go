@@ -132,14 +132,13 @@ func ranExpectations(exps []Expectation, ran map[string]*CellStats) []Expectatio
 	return out
 }
 
-// DiffersByCell is the environment's entry for a daemon's version that differs between the cells (each
-// cell's services give its own).
+// DiffersByCell is the environment's entry for a value that differs between the cells (a daemon's version:
+// each cell's services give its own; a cell's own record, e.g. syn_hold: its results).
 const DiffersByCell = "differs by cell (see each cell's services)"
 
 // mergeEnv adds the repetitions' Info to the run's environment: "sysctls" (as read back) are collected by
-// "<cell>/rep<N>" under env["sysctls"]; a daemon's version ("<kind>_version") that differs between them
-// becomes DiffersByCell; any other key is copied, a later repetition overriding an earlier one.
-
+// "<cell>/rep<N>" under env["sysctls"]; any other key is copied, and becomes DiffersByCell when its value
+// differs between them (a daemon's version, or a mitigation's record such as syn_hold in several cells).
 func mergeEnv(env map[string]any, metas []*CellMeta) map[string]any {
 	sysctls := map[string]any{}
 	for _, m := range metas {
@@ -151,7 +150,7 @@ func mergeEnv(env map[string]any, metas []*CellMeta) map[string]any {
 				sysctls[fmt.Sprintf("%s/rep%d", m.Cell, m.Rep)] = v
 				continue
 			}
-			if old, seen := env[k]; seen && strings.HasSuffix(k, "_version") && jsonString(old) != jsonString(v) {
+			if old, seen := env[k]; seen && jsonString(old) != jsonString(v) {
 				v = DiffersByCell // e.g. the daemons of two guests' suites in a run under several kernels
 			}
 			env[k] = v

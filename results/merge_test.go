@@ -218,14 +218,18 @@ func TestMergeWarnsCellShards(t *testing.T) {
 }
 
 // TestMergeEnvVersions: a daemon's version that differs between cells (two guests' suites in a run under
-// several kernels) is not reported as the last cell's.
+// several kernels) is not reported as the last cell's, nor is a cell's own record (syn_hold: the engine of
+// each kernel); equal values stay.
 func TestMergeEnvVersions(t *testing.T) {
 	metas := []*CellMeta{
-		{Cell: "a.debian-6-1", Info: map[string]any{"haproxy_version": "2.6.12", "mariadb_version": "10.11"}},
-		{Cell: "a.debian-6-12", Info: map[string]any{"haproxy_version": "3.0.11", "mariadb_version": "10.11"}},
+		{Cell: "a.debian-6-1", Info: map[string]any{"haproxy_version": "2.6.12", "mariadb_version": "10.11",
+			"syn_hold": map[string]any{"engine": "plug"}}},
+		{Cell: "a.debian-6-12", Info: map[string]any{"haproxy_version": "3.0.11", "mariadb_version": "10.11",
+			"syn_hold": map[string]any{"engine": "nfqueue"}}},
 	}
 	env := mergeEnv(map[string]any{"kernel": "x"}, metas)
-	if env["haproxy_version"] != DiffersByCell || env["mariadb_version"] != "10.11" || env["kernel"] != "x" {
+	if env["haproxy_version"] != DiffersByCell || env["mariadb_version"] != "10.11" || env["kernel"] != "x" ||
+		env["syn_hold"] != DiffersByCell {
 		t.Errorf("env %v", env)
 	}
 }
