@@ -1,11 +1,9 @@
 package faults
 
 import (
-	"context"
 	"os"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/faultlab/faultlab/harness/impair"
 	"github.com/faultlab/faultlab/harness/testutil"
@@ -25,29 +23,8 @@ func TestSynHoldInGuest(t *testing.T) {
 	if err := impair.DetectPlug(lab.proxy); err == nil {
 		t.Skip("this kernel has the plug qdisc: TestSynHold/plug tests it here, no guest needed")
 	}
-	root, err := vm.ModuleRoot()
-	if err != nil {
-		t.Fatal(err)
-	}
-	im, err := vm.Open(vm.DefaultDir(root, "bookworm"))
-	if err != nil {
-		testutil.SkipMissing(t, err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 6*time.Minute)
-	defer cancel()
-	res, err := im.RunGoTest(ctx, t.TempDir(), vm.GoTest{Dir: ".", Run: "^(TestSynHold|TestSynHoldInherited)$",
-		Env: []string{"FAULTLAB_REQUIRE_PLUG=1"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	out := string(res.Output)
-	t.Logf("guest kernel %s (%s), boot to power-off %s:\n%s", im.Kernel, im.Package, res.Elapsed.Round(time.Millisecond), out)
-	if res.ExitCode != 0 {
-		t.Errorf("the syn-hold tests failed in the guest (kernel %s, exit %d)", im.Kernel, res.ExitCode)
-	}
-	for _, bad := range vm.Unpassed(out, "TestSynHold/plug", "TestSynHold/auto", "TestSynHold/nfqueue") {
-		t.Error(bad)
-	}
+	out := testutil.InGuest(t, "bookworm", vm.GoTest{Run: "^(TestSynHold|TestSynHoldInherited)$",
+		Env: []string{"FAULTLAB_REQUIRE_PLUG=1"}}, "TestSynHold/plug", "TestSynHold/auto", "TestSynHold/nfqueue")
 	if !strings.Contains(out, "Engine:plug") {
 		t.Error("no hold in the guest ran on the plug engine")
 	}

@@ -1,10 +1,8 @@
 package impair_test
 
 import (
-	"context"
 	"os"
 	"testing"
-	"time"
 
 	"github.com/faultlab/faultlab/harness/impair"
 	"github.com/faultlab/faultlab/harness/testutil"
@@ -34,27 +32,6 @@ func TestNetemInGuest(t *testing.T) {
 	if av.Has(impair.EngineNetem) {
 		t.Skipf("kernel %s has netem: TestNetemEngine and TestNetemLoss test it here, no guest needed", av.Kernel)
 	}
-	root, err := vm.ModuleRoot()
-	if err != nil {
-		t.Fatal(err)
-	}
-	im, err := vm.Open(vm.DefaultDir(root, "bookworm"))
-	if err != nil {
-		testutil.SkipMissing(t, err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 6*time.Minute)
-	defer cancel()
-	res, err := im.RunGoTest(ctx, t.TempDir(), vm.GoTest{Dir: ".", Run: guestTests,
-		Env: []string{"FAULTLAB_REQUIRE_NETEM=1"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	out := string(res.Output)
-	t.Logf("guest kernel %s (%s), boot to power-off %s:\n%s", im.Kernel, im.Package, res.Elapsed.Round(time.Millisecond), out)
-	if res.ExitCode != 0 {
-		t.Errorf("the netem engine's tests failed in the guest (kernel %s, exit %d)", im.Kernel, res.ExitCode)
-	}
-	for _, bad := range vm.Unpassed(out, "TestNetemEngine", "TestNetemLoss") {
-		t.Error(bad)
-	}
+	testutil.InGuest(t, "bookworm", vm.GoTest{Run: guestTests, Env: []string{"FAULTLAB_REQUIRE_NETEM=1"}},
+		"TestNetemEngine", "TestNetemLoss")
 }
