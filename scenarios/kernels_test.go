@@ -27,9 +27,7 @@ import (
 // each kernel. Nightly (FAULTLAB_VM=1, make test-vm): the guests run under software emulation.
 // FAULTLAB_KERNELS_OUT=FILE writes the table docs/kernels.md shows.
 func TestKernels(t *testing.T) {
-	if os.Getenv("FAULTLAB_VM") != "1" {
-		t.Skip("nightly: FAULTLAB_VM=1 (make test-vm) boots the guest kernels under emulation (~5 minutes each)")
-	}
+	testutil.RequireVM(t, "the guest kernels under emulation (~5 minutes each)")
 	testutil.RequireRoot(t)
 	root, err := filepath.Abs("..")
 	if err != nil {

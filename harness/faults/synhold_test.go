@@ -2,6 +2,7 @@ package faults
 
 import (
 	"context"
+	"errors"
 	"net"
 	"net/netip"
 	"os"
@@ -40,8 +41,9 @@ func reuseListen(t *testing.T, h harness.NetnsHost, addr netip.AddrPort) net.Lis
 // TestSynHold: a connect made while SYNs are held completes only when the hold ends, shortly after it
 // (held, not dropped: no 1 s SYN retransmission); the hold lasts until the reload's old listener has
 // closed; established connections and other ports are untouched; each engine leaves nothing behind. The
-// plug engine needs sch_plug (not in this machine's kernel): it skips without it, and fails instead under
-// FAULTLAB_REQUIRE_PLUG=1, which TestSynHoldInGuest sets in a guest whose kernel has the qdisc.
+// plug engine needs sch_plug: on a kernel without it (this machine's) the plug subtest checks that asking
+// for the engine fails clearly (an error wrapping impair.ErrNoPlug) and TestSynHoldInGuest runs the hold in
+// a guest whose kernel has the qdisc, with FAULTLAB_REQUIRE_PLUG=1 (a kernel without it fails there).
 func TestSynHold(t *testing.T) {
 	t.Run("nfqueue", func(t *testing.T) { testSynHold(t, HoldEngineNFQueue) })
 	t.Run("plug", func(t *testing.T) { testSynHold(t, HoldEnginePlug) })
@@ -55,7 +57,12 @@ func testSynHold(t *testing.T, engine string) {
 		t.Fatalf("FAULTLAB_REQUIRE_PLUG=1: %v", plugErr)
 	}
 	if engine == HoldEnginePlug && plugErr != nil {
-		t.Skipf("%v: TestSynHoldInGuest tests the plug engine in a guest kernel that has it", plugErr)
+		_, err := NewSynHold(lab.proxy, lab.prefix, 80, 50*time.Millisecond, 500*time.Millisecond, engine)
+		if !errors.Is(err, impair.ErrNoPlug) {
+			t.Fatalf("plug engine asked for without sch_plug: err %v, want one wrapping ErrNoPlug", err)
+		}
+		t.Logf("refused, as it must be here (TestSynHoldInGuest holds with it): %v", err)
+		return
 	}
 	want := engine
 	if engine == HoldEngineAuto {

@@ -1,7 +1,6 @@
 package impair_test
 
 import (
-	"os"
 	"testing"
 
 	"github.com/faultlab/faultlab/harness/impair"
@@ -20,9 +19,7 @@ const guestTests = "^(TestNetemEngine|TestNetemLoss|TestDetect)$"
 // delay bound for the emulator's late timers (emulationSlack). Nightly, with the image build (make test-vm):
 // the default run's budget has no room for the guest's few minutes.
 func TestNetemInGuest(t *testing.T) {
-	if os.Getenv("FAULTLAB_VM") != "1" {
-		t.Skip("nightly: FAULTLAB_VM=1 (make test-vm) boots a guest kernel under emulation")
-	}
+	testutil.RequireVM(t, "a guest kernel under emulation")
 	testutil.RequireRoot(t)
 	l := newLab(t)
 	av, err := impair.Detect(l.env.Router)

@@ -29,3 +29,15 @@ func SkipMissing(t testing.TB, reason any) {
 	}
 	t.Skip(reason)
 }
+
+// RequireVM is the nightly mode gate of the tests that boot the lab's guests (harness/vm): they run when
+// FAULTLAB_VM=1 (make test-vm sets it, with FAULTLAB_REQUIRE_PRIVILEGED=1, so there a missing guest or
+// qemu fails) and skip otherwise, saying what they would boot. It is a mode, not a missing install: the
+// default run (CI's included) has no room for guests under emulation, so FAULTLAB_REQUIRE_PRIVILEGED alone
+// does not turn it into a failure.
+func RequireVM(t testing.TB, what string) {
+	t.Helper()
+	if os.Getenv("FAULTLAB_VM") != "1" {
+		t.Skip("nightly: FAULTLAB_VM=1 (make test-vm) boots " + what)
+	}
+}
