@@ -18,9 +18,15 @@ import (
 // nftRuleset is the cross-check with the nft binary: the namespace's ruleset as nft prints it.
 func nftRuleset(t *testing.T, h harness.NetnsHost) string {
 	t.Helper()
-	out, err := exec.Command("ip", "netns", "exec", filepath.Base(h.NetnsPath()), "nft", "list", "ruleset").CombinedOutput()
+	return nsExec(t, h, "nft", "list", "ruleset")
+}
+
+// nsExec runs a command in h's namespace (ip netns exec) and returns its output; a failure fails t.
+func nsExec(t *testing.T, h harness.NetnsHost, args ...string) string {
+	t.Helper()
+	out, err := exec.Command("ip", append([]string{"netns", "exec", filepath.Base(h.NetnsPath())}, args...)...).CombinedOutput()
 	if err != nil {
-		t.Fatalf("nft list ruleset: %v: %s", err, out)
+		t.Fatalf("%s: %v: %s", strings.Join(args, " "), err, out)
 	}
 	return string(out)
 }

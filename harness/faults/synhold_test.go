@@ -6,8 +6,6 @@ import (
 	"net"
 	"net/netip"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -202,11 +200,7 @@ func holding(t *testing.T, lab testLab, engine string, on bool) {
 // tcShow is `tc qdisc show` in h's namespace (a cross-check of what the engines built through netlink).
 func tcShow(t *testing.T, h harness.NetnsHost) string {
 	t.Helper()
-	out, err := exec.Command("ip", "netns", "exec", filepath.Base(h.NetnsPath()), "tc", "qdisc", "show").CombinedOutput()
-	if err != nil {
-		t.Fatalf("tc qdisc show: %v: %s", err, out)
-	}
-	return string(out)
+	return nsExec(t, h, "tc", "qdisc", "show")
 }
 
 // TestSynHoldInherited: a reload that binds no new listener (the sockets were handed over) closes none,

@@ -147,39 +147,25 @@ func OpenPlugGate(h harness.NetnsHost, port int) (g *PlugGate, err error) {
 func (g *PlugGate) addLink(name string, idx, port int) (plugLink, error) {
 	pl := plugLink{name: name, idx: idx}
 	ifbName := plugIFBName(idx)
+	// The plug goes on the ifb before the redirect: no SYN reaches the ifb's default qdisc.
 	if err := g.tc.h.LinkAdd(&netlink.Ifb{LinkAttrs: netlink.LinkAttrs{Name: ifbName, TxQLen: 1000}}); err != nil &&
 		!errors.Is(err, unix.EEXIST) {
 		return pl, fmt.Errorf("add ifb %s: %w", ifbName, err)
 	}
-	ifb, err := g.tc.h.LinkByName(ifbName)
+	ifb, err := g.tc.index(ifbName)
 	if err != nil {
-		return pl, fmt.Errorf("find ifb %s: %w", ifbName, err)
+		return pl, err
 	}
-	pl.ifb = ifb.Attrs().Index
-	if err := g.tc.h.LinkSetUp(ifb); err != nil {
-		return pl, fmt.Errorf("up ifb %s: %w", ifbName, err)
-	}
-	if err := g.plug(pl.ifb, unix.NLM_F_CREATE|unix.NLM_F_EXCL, plugReleaseIndefinite); err != nil {
+	if err := g.plug(ifb, unix.NLM_F_CREATE|unix.NLM_F_EXCL, plugReleaseIndefinite); err != nil {
 		return pl, fmt.Errorf("plug qdisc on %s: %w", ifbName, err)
 	}
 	// A new plug holds until told otherwise.
-	if err := g.plug(pl.ifb, 0, plugReleaseIndefinite); err != nil {
+	if err := g.plug(ifb, 0, plugReleaseIndefinite); err != nil {
 		return pl, fmt.Errorf("release plug on %s: %w", ifbName, err)
 	}
-	ing := &netlink.Ingress{QdiscAttrs: netlink.QdiscAttrs{LinkIndex: idx, Parent: netlink.HANDLE_INGRESS,
-		Handle: ingressH}}
-	if err := g.tc.h.QdiscAdd(ing); err != nil {
-		return pl, fmt.Errorf("add ingress qdisc on %s: %w", name, err)
-	}
-	filter := &netlink.U32{
-		FilterAttrs: netlink.FilterAttrs{LinkIndex: idx, Parent: ingressH, Priority: 1, Protocol: unix.ETH_P_IP},
-		Sel:         synSel(port),
-		Actions:     []netlink.Action{netlink.NewMirredAction(pl.ifb)},
-	}
-	if err := g.tc.h.FilterAdd(filter); err != nil {
-		return pl, fmt.Errorf("redirect SYNs on %s to %s: %w", name, ifbName, err)
-	}
-	return pl, nil
+	pl.ifb = ifb
+	_, err = g.tc.redirect(name, idx, ifbName, synSel(port))
+	return pl, err
 }
 
 // synSel is the u32 selector of IPv4 TCP SYNs (SYN set, ACK clear) to port, for packets without IP
@@ -212,9 +198,6 @@ func plugRequest(dev, flags int, action int32) *nl.NetlinkRequest {
 	req.AddData(nl.NewRtAttr(nl.TCA_OPTIONS, opt))
 	return req
 }
-
-// Engine names the engine: "plug".
-func (g *PlugGate) Engine() string { return "plug" }
 
 // Shut holds every SYN to the port from now on until Open.
 func (g *PlugGate) Shut() error {
@@ -322,16 +305,7 @@ func (g *PlugGate) Close() error {
 	_, _ = g.read()
 	g.closed = true
 	for _, l := range g.links {
-		ing := &netlink.Ingress{QdiscAttrs: netlink.QdiscAttrs{LinkIndex: l.idx, Parent: netlink.HANDLE_INGRESS,
-			Handle: ingressH}}
-		if err := g.tc.h.QdiscDel(ing); ignoreGone(err) != nil {
-			errs = append(errs, fmt.Errorf("delete ingress qdisc on %s: %w", l.name, err))
-		}
-		if ifb, err := g.tc.h.LinkByName(plugIFBName(l.idx)); err == nil {
-			if err := g.tc.h.LinkDel(ifb); ignoreGone(err) != nil {
-				errs = append(errs, fmt.Errorf("delete ifb %s: %w", plugIFBName(l.idx), err))
-			}
-		}
+		errs = append(errs, g.tc.unredirect(l.name, l.idx, plugIFBName(l.idx)))
 	}
 	g.tc.close()
 	return errors.Join(errs...)

@@ -69,11 +69,17 @@ func (t *tcOps) ensureIFB(link string) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	name := ifbName(idx)
 	if t.ifbs[link] {
-		return t.index(name)
+		return t.index(ifbName(idx))
 	}
 	t.ifbs[link] = true // removeIFB undoes whatever part exists
+	return t.redirect(link, idx, ifbName(idx), nil)
+}
+
+// redirect creates the ifb device name (up) and redirects to it the ingress packets of the device idx
+// (named link) that sel selects (nil: all): ingress qdisc, u32 filter, mirred egress redirect. It returns
+// the ifb's index; unredirect undoes whatever part exists.
+func (t *tcOps) redirect(link string, idx int, name string, sel *netlink.TcU32Sel) (int, error) {
 	if err := t.h.LinkAdd(&netlink.Ifb{LinkAttrs: netlink.LinkAttrs{Name: name, TxQLen: 1000}}); err != nil &&
 		!errors.Is(err, unix.EEXIST) {
 		return 0, fmt.Errorf("add ifb %s: %w", name, err)
@@ -90,8 +96,13 @@ func (t *tcOps) ensureIFB(link string) (int, error) {
 	if err := t.h.QdiscReplace(ing); err != nil {
 		return 0, fmt.Errorf("add ingress qdisc on %s: %w", link, err)
 	}
-	filter := &netlink.U32{ // nil selector: match all
-		FilterAttrs: netlink.FilterAttrs{LinkIndex: idx, Parent: ingressH, Priority: 1, Protocol: unix.ETH_P_ALL},
+	proto := uint16(unix.ETH_P_ALL)
+	if sel != nil {
+		proto = unix.ETH_P_IP // the selector's offsets are from the IPv4 header
+	}
+	filter := &netlink.U32{
+		FilterAttrs: netlink.FilterAttrs{LinkIndex: idx, Parent: ingressH, Priority: 1, Protocol: proto},
+		Sel:         sel,
 		Actions:     []netlink.Action{netlink.NewMirredAction(ifb.Attrs().Index)},
 	}
 	if err := t.h.FilterReplace(filter); err != nil {
@@ -110,15 +121,21 @@ func (t *tcOps) removeIFB(link string) error {
 	if err != nil {
 		return ignoreGone(err)
 	}
+	return t.unredirect(link, idx, ifbName(idx))
+}
+
+// unredirect deletes the ingress qdisc of the device idx (named link), and with it the redirect, and the
+// ifb name; missing parts are fine.
+func (t *tcOps) unredirect(link string, idx int, name string) error {
 	var errs []error
 	ing := &netlink.Ingress{QdiscAttrs: netlink.QdiscAttrs{LinkIndex: idx, Parent: netlink.HANDLE_INGRESS,
 		Handle: ingressH}}
 	if err := t.h.QdiscDel(ing); ignoreGone(err) != nil {
 		errs = append(errs, fmt.Errorf("delete ingress qdisc on %s: %w", link, err))
 	}
-	if ifb, err := t.h.LinkByName(ifbName(idx)); err == nil {
+	if ifb, err := t.h.LinkByName(name); err == nil {
 		if err := t.h.LinkDel(ifb); ignoreGone(err) != nil {
-			errs = append(errs, fmt.Errorf("delete ifb %s: %w", ifbName(idx), err))
+			errs = append(errs, fmt.Errorf("delete ifb %s: %w", name, err))
 		}
 	}
 	return errors.Join(errs...)
